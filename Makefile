@@ -1,0 +1,40 @@
+# Two commands on a fresh machine:  `make demo`  and  `make test`.
+# Each builds its own virtual environment first (torch's CPU build before the package,
+# so pip never pulls a multi-GB CUDA build).
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+TORCH  ?= torch==2.13.0
+OUT    ?= demo_out
+
+export QT_QPA_PLATFORM ?= offscreen
+export GLUE_TESTING ?= True
+export MPLBACKEND ?= Agg
+
+.PHONY: venv demo test lint bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH)
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/ssclump demo --out $(OUT)
+
+test: $(STAMP)
+	$(BIN)/ruff check glue_ssclump tests benchmarks
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -p no:cacheprovider tests
+
+lint: $(STAMP)
+	$(BIN)/ruff check glue_ssclump tests benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) $(OUT) build *.egg-info
