@@ -55,7 +55,7 @@ class Progress:
         self.min_interval = min_interval
         self._lo, self._hi = _lo, _hi
         self._root = _root if _root is not None else self
-        self._last_emit = 0.0
+        self._last_emit = float("-inf")
         self.message = ""
 
     # -- cancellation -------------------------------------------------------------
