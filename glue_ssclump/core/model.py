@@ -1,0 +1,372 @@
+"""The SS-3D-Clump network (Luo et al. 2024, A&A 683, A104) and fast inference.
+
+:class:`SSClumpNet` is the 3D CNN + fully connected classifier that turns a
+30 x 30 x 30 candidate sample into two logits (class 1 = clump, class 0 = not clump).
+Its 256-d penultimate representation (:meth:`SSClumpNet.features`) is what
+Constrained-KMeans clusters during semi-supervised training.
+
+The layer stack follows the authors' reference code (TensorFlow 2.3), which produced
+the published numbers, rather than the paper's Fig. 8 where the two disagree:
+
+* the stem max-pool has stride 1 (the figure says stride 2), so the stem keeps 15^3;
+* the residual block uses 32 filters and the last convolution 64 (the figure's text
+  lists 16, 32, 32, 32, 32 filters);
+* a BatchNorm normalises the raw input before the stem;
+* the flattened tensor is 4 x 4 x 4 x 64 = 4096 values, read in TensorFlow's
+  channels-last order (d, h, w, c), so the first Dense layer sees the same ordering as
+  the reference.
+
+Differences from the reference code that change no shape:
+
+* convolutions use PyTorch's symmetric ``padding=1``.  TensorFlow's 'same' padding for
+  a stride-2, 3^3 kernel on an even size (30 -> 15, 8 -> 4) pads only at the end; the
+  output sizes are identical, the sampling grid is shifted by one voxel.  On 15 -> 8 the
+  two agree exactly.  Weights trained with TensorFlow are therefore not portable here
+  (and are not needed: models are trained with this package);
+* the stem max-pool reproduces 'same' with stride 1 by padding one voxel at the end of
+  each axis (exactly TensorFlow's choice; zeros are neutral after the ReLU);
+* BatchNorm uses Keras' defaults (eps 1e-3, running-average momentum 0.99, i.e. PyTorch
+  ``momentum=0.01``) and weights are Glorot-uniform with zero biases, as in Keras.
+
+About 2.33 M parameters and 28.7 M multiply-adds per sample (:func:`count_macs`); 90 %
+of the arithmetic is in the three convolutions of the stem and residual block.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .device import resolve_device
+from .progress import Progress
+
+__all__ = [
+    "ARCH_VERSION",
+    "INPUT_SIZE",
+    "N_FEATURES",
+    "N_CLASSES",
+    "SSClumpNet",
+    "build_model",
+    "count_parameters",
+    "count_macs",
+    "infer",
+    "default_batch_size",
+]
+
+#: Identifies the layer stack; stored in checkpoints and checked when loading.
+ARCH_VERSION = "ss3dclump-ref-1"
+#: Side of the cubic input sample in voxels.
+INPUT_SIZE = 30
+#: Width of the feature vector clustered by Constrained-KMeans.
+N_FEATURES = 256
+#: Output classes: 0 = not clump, 1 = clump.
+N_CLASSES = 2
+
+
+class SampleSourceLike(Protocol):
+    """What :func:`infer` needs from a :class:`~glue_ssclump.core.samples.SampleSource`."""
+
+    def __len__(self) -> int: ...
+
+    def batches(
+        self, batch_size: int, index: np.ndarray | None = None, progress: Progress | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]: ...
+
+
+def _keras_bn(channels: int) -> nn.BatchNorm3d:
+    return nn.BatchNorm3d(channels, eps=1e-3, momentum=0.01)
+
+
+class SSClumpNet(nn.Module):
+    """SS-3D-Clump classifier for 30^3 candidate samples.
+
+    Parameters
+    ----------
+    dropout : float
+        Dropout rate before the last convolution (reference: 0.5).  Active only in
+        training mode.
+
+    Notes
+    -----
+    Shapes for an input ``(N, 1, 30, 30, 30)``:
+
+    ========================================================  ==================
+    BatchNorm (input) -> Conv 16, 3^3, s2 -> ReLU              (N, 16, 15^3)
+    MaxPool 2^3, s1, 'same'                                   (N, 16, 15^3)
+    ResBlock: Conv 32 s2 -> BN -> ReLU -> Conv 32 -> BN,
+    skip Conv 32 1^3 s2; add; ReLU                            (N, 32, 8^3)
+    Dropout 0.5 -> Conv 64, 3^3, s2 (linear)                  (N, 64, 4^3)
+    Flatten (d, h, w, c) -> Dense 512 ReLU -> Dense 256 ReLU  (N, 256) features
+    Dense 16 ReLU -> Dense 2                                  (N, 2) logits
+    ========================================================  ==================
+
+    The module accepts contiguous (NCDHW) or ``torch.channels_last_3d`` inputs and
+    gives the same result for both (up to float rounding).
+    """
+
+    arch_version: str = ARCH_VERSION
+
+    def __init__(self, dropout: float = 0.5) -> None:
+        super().__init__()
+        self.input_bn = _keras_bn(1)
+        self.stem_conv = nn.Conv3d(1, 16, 3, stride=2, padding=1)
+        self.res_conv1 = nn.Conv3d(16, 32, 3, stride=2, padding=1)
+        self.res_bn1 = _keras_bn(32)
+        self.res_conv2 = nn.Conv3d(32, 32, 3, stride=1, padding=1)
+        self.res_bn2 = _keras_bn(32)
+        self.res_skip = nn.Conv3d(16, 32, 1, stride=2)
+        self.dropout = nn.Dropout(dropout)
+        self.conv3 = nn.Conv3d(32, 64, 3, stride=2, padding=1)
+        self.fc1 = nn.Linear(64 * 4 * 4 * 4, 512)
+        self.fc2 = nn.Linear(512, N_FEATURES)
+        self.fc3 = nn.Linear(N_FEATURES, 16)
+        self.fc_out = nn.Linear(16, N_CLASSES)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Keras-style initialisation: Glorot-uniform weights, zero biases, BN (1, 0)."""
+        for m in self.modules():
+            if isinstance(m, (nn.Conv3d, nn.Linear)):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm3d):
+                m.reset_parameters()
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The 256-d feature (post-ReLU output of the Dense-256 layer).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            ``(N, 1, 30, 30, 30)`` float32 samples in [0, 1].
+
+        Returns
+        -------
+        torch.Tensor
+            ``(N, 256)``.
+        """
+        if x.dim() != 5 or tuple(x.shape[1:]) != (1, INPUT_SIZE, INPUT_SIZE, INPUT_SIZE):
+            raise ValueError(
+                f"SSClumpNet expects input of shape (N, 1, {INPUT_SIZE}, {INPUT_SIZE}, "
+                f"{INPUT_SIZE}), got {tuple(x.shape)}"
+            )
+        x = F.relu(self.stem_conv(self.input_bn(x)))
+        # 'same' max-pool with stride 1: one voxel of padding at the end of each axis
+        # (TensorFlow's split); zero is neutral because x >= 0 after the ReLU.
+        x = F.max_pool3d(F.pad(x, (0, 1, 0, 1, 0, 1)), kernel_size=2, stride=1)
+        y = F.relu(self.res_bn1(self.res_conv1(x)))
+        y = self.res_bn2(self.res_conv2(y))
+        x = F.relu(y + self.res_skip(x))
+        x = self.conv3(self.dropout(x))
+        # Flatten in (d, h, w, c) order as Keras does; a free view for channels_last input.
+        x = x.permute(0, 2, 3, 4, 1).reshape(x.shape[0], -1)
+        x = F.relu(self.fc1(x))
+        return F.relu(self.fc2(x))
+
+    def head(self, f: torch.Tensor) -> torch.Tensor:
+        """Classifier head: features ``(N, 256)`` -> logits ``(N, 2)``."""
+        return self.fc_out(F.relu(self.fc3(f)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits ``(N, 2)`` for samples ``(N, 1, 30, 30, 30)``; class 1 = clump."""
+        return self.head(self.features(x))
+
+    def predict_proba(self, x: torch.Tensor) -> torch.Tensor:
+        """Probability of class 1 (clump), shape ``(N,)``.
+
+        Uses the module's current mode (call ``model.eval()`` first for inference; the
+        batched, no-grad path is :func:`infer`).
+        """
+        return torch.softmax(self.forward(x), dim=1)[:, 1]
+
+
+def build_model(**kw: Any) -> SSClumpNet:
+    """Create an :class:`SSClumpNet` (keyword arguments go to its constructor)."""
+    return SSClumpNet(**kw)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters; 2,331,156 for :class:`SSClumpNet`."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def count_macs(model: nn.Module, per_layer: bool = False) -> int | dict[str, int]:
+    """Multiply-accumulate operations per sample of the convolutions and dense layers.
+
+    BatchNorm, ReLU, pooling and additions are not counted (they are memory-bound and
+    add < 1 % of the arithmetic).  Measured with forward hooks on one dummy sample, so
+    it follows the actual layer shapes.
+
+    Parameters
+    ----------
+    model : nn.Module
+        An :class:`SSClumpNet` (or any module taking ``(1, 1, 30, 30, 30)``).
+    per_layer : bool
+        Return ``{layer name: MACs}`` (in execution order) instead of the total.
+
+    Returns
+    -------
+    int or dict
+        28,725,104 for :class:`SSClumpNet`.
+    """
+    counts: dict[str, int] = {}
+    handles = []
+
+    def hook(name: str):
+        def fn(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+            if isinstance(mod, nn.Conv3d):
+                k = int(np.prod(mod.kernel_size)) * mod.in_channels // mod.groups
+                counts[name] = counts.get(name, 0) + out[0].numel() * k
+            else:
+                counts[name] = counts.get(name, 0) + mod.in_features * mod.out_features
+        return fn
+
+    for name, mod in model.named_modules():
+        if isinstance(mod, (nn.Conv3d, nn.Linear)):
+            handles.append(mod.register_forward_hook(hook(name)))
+    was_training = model.training
+    try:
+        param = next(model.parameters())
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, 1, INPUT_SIZE, INPUT_SIZE, INPUT_SIZE, device=param.device,
+                              dtype=param.dtype))
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return dict(counts) if per_layer else int(sum(counts.values()))
+
+
+# -- inference ------------------------------------------------------------------------
+
+#: Batch size used by :func:`infer` when none is given (see benchmarks/bench_model_speed.py).
+DEFAULT_CPU_BATCH = 256
+DEFAULT_CUDA_BATCH = 1024
+
+
+def default_batch_size(device: torch.device) -> int:
+    """Inference batch size that measured best on ``device``'s type."""
+    return DEFAULT_CUDA_BATCH if device.type == "cuda" else DEFAULT_CPU_BATCH
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    try:
+        return next(model.parameters()).device
+    except StopIteration:  # pragma: no cover - SSClumpNet always has parameters
+        return torch.device("cpu")
+
+
+def _prepare_input(batch: np.ndarray | torch.Tensor, dev: torch.device,
+                   channels_last: bool) -> torch.Tensor:
+    x = torch.as_tensor(batch)
+    if x.dtype != torch.float32:
+        x = x.float()
+    if dev.type == "cuda":
+        x = x.pin_memory().to(dev, non_blocking=True) if x.device.type == "cpu" else x.to(dev)
+    else:
+        x = x.to(dev)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    return x
+
+
+def _array_batches(array: np.ndarray, batch_size: int
+                   ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    n = len(array)
+    for start in range(0, n, batch_size):
+        stop = min(start + batch_size, n)
+        yield np.arange(start, stop), array[start:stop]
+
+
+def infer(
+    model: SSClumpNet,
+    source_or_array: np.ndarray | torch.Tensor | SampleSourceLike,
+    batch_size: int | None = None,
+    device: str | torch.device | None = None,
+    progress: Progress | None = None,
+    channels_last: bool | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Clump probabilities and 256-d features for many samples, batched and gradient-free.
+
+    Parameters
+    ----------
+    model : SSClumpNet
+        The network.  It is evaluated in eval mode (no dropout, BatchNorm running
+        statistics) and its previous mode is restored afterwards.
+    source_or_array : ndarray, Tensor or SampleSource
+        Either samples ``(N, 1, 30, 30, 30)`` or an object with ``__len__`` and
+        ``batches(batch_size, index=None, progress=None)`` yielding
+        ``(index_array, batch)`` pairs, where ``index_array`` holds the positions
+        (0..N-1) of the batch's samples.
+    batch_size : int, optional
+        Samples per forward pass; default :func:`default_batch_size` for the device.
+    device : str or torch.device, optional
+        Where to run.  None: where the model's parameters are.  Otherwise the model is
+        moved there (in place) first.
+    progress : Progress, optional
+        Updated after every batch; cancelling it raises
+        :class:`~glue_ssclump.core.progress.Cancelled` at the next batch.
+    channels_last : bool, optional
+        Feed the network ``torch.channels_last_3d`` tensors (default: on the CPU, where
+        oneDNN's channels-last 3D convolutions are faster; off on CUDA).  The result is
+        the same up to float rounding.
+
+    Returns
+    -------
+    probabilities : ndarray
+        ``(N,)`` float32, probability of class 1 (clump), in source order.
+    features : ndarray
+        ``(N, 256)`` float32, the post-ReLU Dense-256 output, in source order.
+    """
+    dev = _model_device(model) if device is None else resolve_device(device)
+    model.to(dev)
+    if batch_size is None:
+        batch_size = default_batch_size(dev)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if channels_last is None:
+        channels_last = dev.type == "cpu"
+
+    if isinstance(source_or_array, (np.ndarray, torch.Tensor)):
+        array = source_or_array
+        if array.ndim != 5 or tuple(array.shape[1:]) != (1, INPUT_SIZE, INPUT_SIZE, INPUT_SIZE):
+            raise ValueError(
+                f"infer expects samples of shape (N, 1, {INPUT_SIZE}, {INPUT_SIZE}, "
+                f"{INPUT_SIZE}), got {tuple(array.shape)}"
+            )
+        n = len(array)
+        batches: Iterator[tuple[np.ndarray, Any]] = _array_batches(array, batch_size)
+    else:
+        n = len(source_or_array)
+        batches = source_or_array.batches(batch_size)
+
+    probs = np.empty(n, dtype=np.float32)
+    feats = np.empty((n, N_FEATURES), dtype=np.float32)
+    if progress is not None:
+        progress.update(0.0, "scoring candidates")
+    was_training = model.training
+    model.eval()
+    done = 0
+    try:
+        with torch.inference_mode():
+            for index, batch in batches:
+                x = _prepare_input(batch, dev, channels_last)
+                f = model.features(x)
+                p = torch.softmax(model.head(f), dim=1)[:, 1]
+                index = np.asarray(index)
+                feats[index] = f.float().cpu().numpy()
+                probs[index] = p.float().cpu().numpy()
+                done += len(index)
+                if progress is not None:
+                    progress.update(done / max(n, 1), f"scored {done}/{n} candidates")
+    finally:
+        model.train(was_training)
+    if done != n:
+        raise RuntimeError(f"sample source yielded {done} samples but reports {n}")
+    return probs, feats

@@ -1,0 +1,216 @@
+"""SS-3D-Clump network, fast inference and device selection."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from glue_ssclump.core.device import describe_device, resolve_device
+from glue_ssclump.core.model import (
+    ARCH_VERSION,
+    INPUT_SIZE,
+    N_FEATURES,
+    SSClumpNet,
+    build_model,
+    count_macs,
+    count_parameters,
+    infer,
+)
+from glue_ssclump.core.progress import Cancelled, Progress
+
+
+def _samples(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 1, INPUT_SIZE, INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
+
+
+@pytest.fixture
+def model() -> SSClumpNet:
+    torch.manual_seed(0)
+    m = build_model()
+    m.eval()
+    return m
+
+
+def test_constants():
+    assert ARCH_VERSION == "ss3dclump-ref-1"
+    assert INPUT_SIZE == 30
+    assert N_FEATURES == 256
+
+
+def test_parameter_count_and_macs(model):
+    # Hand count: BN 2; stem 448; res 13,856 + 64 + 27,680 + 64 + skip 544; conv 55,360;
+    # dense 2,097,664 + 131,328 + 4,112 + 34.
+    assert count_parameters(model) == 2_331_156
+    per_layer = count_macs(model, per_layer=True)
+    assert per_layer["stem_conv"] == 15**3 * 16 * 27
+    assert per_layer["res_conv1"] == 8**3 * 32 * 16 * 27
+    assert per_layer["res_conv2"] == 8**3 * 32 * 32 * 27
+    assert per_layer["res_skip"] == 8**3 * 32 * 16
+    assert per_layer["conv3"] == 4**3 * 64 * 32 * 27
+    assert per_layer["fc1"] == 4096 * 512
+    assert count_macs(model) == 28_725_104
+    assert model.training is False  # count_macs restores the mode
+
+
+def test_shapes_and_composition(model):
+    x = torch.from_numpy(_samples(3))
+    f = model.features(x)
+    logits = model(x)
+    assert f.shape == (3, N_FEATURES)
+    assert logits.shape == (3, 2)
+    assert (f >= 0).all()  # post-ReLU
+    torch.testing.assert_close(model.head(f), logits)
+    p = model.predict_proba(x)
+    assert p.shape == (3,)
+    torch.testing.assert_close(p, torch.softmax(logits, 1)[:, 1])
+
+
+def test_intermediate_shapes(model):
+    seen = {}
+    for name in ("stem_conv", "res_conv1", "res_skip", "conv3"):
+        getattr(model, name).register_forward_hook(
+            lambda m, i, o, name=name: seen.__setitem__(name, tuple(o.shape[1:])))
+    model(torch.from_numpy(_samples(1)))
+    assert seen == {"stem_conv": (16, 15, 15, 15), "res_conv1": (32, 8, 8, 8),
+                    "res_skip": (32, 8, 8, 8), "conv3": (64, 4, 4, 4)}
+
+
+def test_rejects_wrong_shape(model):
+    with pytest.raises(ValueError, match=r"\(N, 1, 30, 30, 30\)"):
+        model(torch.zeros(2, 1, 32, 32, 32))
+    with pytest.raises(ValueError, match="shape"):
+        infer(model, np.zeros((2, 30, 30, 30), np.float32))
+
+
+def test_channels_last_matches_contiguous(model):
+    x = torch.from_numpy(_samples(4, seed=1))
+    ref = model(x)
+    out = model(x.contiguous(memory_format=torch.channels_last_3d))
+    torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_seeded_build_is_deterministic():
+    torch.manual_seed(3)
+    a = build_model()
+    torch.manual_seed(3)
+    b = build_model()
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items(), strict=True):
+        assert ka == kb
+        assert torch.equal(va, vb)
+
+
+def test_dropout_only_in_training(model):
+    x = torch.from_numpy(_samples(2, seed=2))
+    torch.testing.assert_close(model(x), model(x))
+    model.train()
+    torch.manual_seed(0)
+    a = model(x)
+    torch.manual_seed(1)
+    b = model(x)
+    assert not torch.allclose(a, b)
+
+
+def test_infer_array_matches_eager(model):
+    x = _samples(7, seed=4)
+    model.train()  # infer must switch to eval and restore this
+    p, f = infer(model, x, batch_size=3)
+    assert model.training is True
+    model.eval()
+    with torch.no_grad():
+        xt = torch.from_numpy(x)
+        ref_f = model.features(xt).numpy()
+        ref_p = model.predict_proba(xt).numpy()
+    assert p.dtype == np.float32 and f.dtype == np.float32
+    assert p.shape == (7,) and f.shape == (7, N_FEATURES)
+    np.testing.assert_allclose(f, ref_f, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(p, ref_p, rtol=1e-4, atol=1e-6)
+    p2, f2 = infer(model, x, batch_size=5, channels_last=False)
+    np.testing.assert_allclose(p2, p, rtol=1e-4, atol=1e-6)
+
+
+class _ShuffledSource:
+    """Minimal SampleSource: yields batches in a scrambled order with their positions."""
+
+    def __init__(self, data: np.ndarray) -> None:
+        self.data = data
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def batches(self, batch_size, index=None, progress=None):
+        order = np.random.default_rng(0).permutation(len(self.data))
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            yield idx, self.data[idx]
+
+
+def test_infer_source_results_in_source_order(model):
+    x = _samples(9, seed=5)
+    p_arr, f_arr = infer(model, x, batch_size=4)
+    p_src, f_src = infer(model, _ShuffledSource(x), batch_size=4)
+    np.testing.assert_allclose(p_src, p_arr, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(f_src, f_arr, rtol=1e-4, atol=1e-5)
+
+
+def test_infer_reports_progress_and_cancels(model):
+    x = _samples(6, seed=6)
+    seen = []
+    infer(model, x, batch_size=2, progress=Progress(lambda f, m: seen.append(f), min_interval=0))
+    assert seen[-1] == pytest.approx(1.0)
+    assert len(seen) >= 3
+
+    event = threading.Event()
+    prog = Progress(lambda f, m: event.set() if f > 0 else None, cancel_event=event,
+                    min_interval=0)
+    with pytest.raises(Cancelled):
+        infer(model, x, batch_size=2, progress=prog)
+
+
+def test_training_step_reduces_loss():
+    torch.manual_seed(0)
+    model = build_model()
+    x = torch.from_numpy(_samples(8, seed=7))
+    y = torch.tensor([0, 1] * 4)
+    x[y == 1, :, 10:20, 10:20, 10:20] += 1.0  # class 1 has a bright core
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    model.train()
+    losses = []
+    for _ in range(6):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0]
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_resolve_device():
+    assert resolve_device("cpu") == torch.device("cpu")
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert resolve_device("auto").type == expected
+    assert resolve_device(None).type == expected
+    assert resolve_device(torch.device("cpu")).type == "cpu"
+    with pytest.raises(ValueError, match="unknown device"):
+        resolve_device("tpu-please")
+    assert "CPU" in describe_device("cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU error")
+def test_resolve_device_cuda_absent():
+    with pytest.raises(ValueError, match="CUDA is not available.*device='cpu'"):
+        resolve_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_infer_cuda_matches_cpu(model):  # pragma: no cover - GPU machines only
+    x = _samples(5, seed=8)
+    p_cpu, f_cpu = infer(model, x)
+    p_gpu, f_gpu = infer(model, x, device="cuda")
+    np.testing.assert_allclose(p_gpu, p_cpu, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(f_gpu, f_cpu, rtol=1e-3, atol=1e-3)
+    assert "CUDA" in describe_device("cuda")
