@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import astropy.units as u
 import numpy as np
 import pytest
 from astropy.io import fits
+from astropy.table import Table
 
 from glue_ssclump.core.catalog import COLUMNS, build_catalog, crossmatch
 from glue_ssclump.core.cube import cube_from_array
@@ -277,3 +279,27 @@ def test_crossmatch_no_overlap_and_validation():
     assert m["matched_by"][0] == ""
     with pytest.raises(ValueError, match="differ in shape"):
         crossmatch(cat_of(cube, la, "A"), la, cat_of(cube, lb, "B"), lb[:, :, :5])
+
+
+@pytest.mark.parametrize("suffix", ["fits", "ecsv", "xml"])
+def test_write_read_catalog_keeps_columns_units_and_meta(tmp_path, l1448_cube, suffix):
+    from glue_ssclump.core.catalog import read_catalog, write_catalog
+
+    labels = np.load(Path(__file__).parent / "data" / "l1448_cupid_labels.npz")["fellwalker_cfg"]
+    cat = build_catalog(l1448_cube, labels, "fellwalker", 0.15, {"Noise": 0.3})
+    back = read_catalog(write_catalog(cat, tmp_path / f"cat.{suffix}"))
+    assert back.colnames == cat.colnames
+    for name in cat.colnames:
+        assert back[name].unit == cat[name].unit, name
+    np.testing.assert_allclose(back["peak_vel"], cat["peak_vel"])
+    assert list(back["detector"]) == list(cat["detector"])
+    if suffix != "xml":  # astropy writes no table metadata into VOTables
+        assert back.meta["params"] == {"Noise": 0.3}
+        assert back.meta["rms"] == 0.15 and back.meta["frame"] == cat.meta["frame"]
+
+
+def test_catalog_format_is_checked(tmp_path):
+    from glue_ssclump.core.catalog import write_catalog
+
+    with pytest.raises(ValueError, match="cannot tell the catalogue format"):
+        write_catalog(Table({"a": [1]}), tmp_path / "cat.txt")

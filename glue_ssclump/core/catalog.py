@@ -41,7 +41,9 @@ Table ``meta``: ``frame``, ``lon_name`` / ``lat_name``, ``spectral_type``,
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import astropy.units as u
@@ -320,3 +322,67 @@ def _lookup(ids: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
     lut = np.full(size, -1, dtype=np.int64)
     lut[ids] = values
     return lut
+
+
+# -- files ------------------------------------------------------------------------------
+
+#: Catalogue file formats by suffix (astropy's format names).
+CATALOG_FORMATS = {".fits": "fits", ".fit": "fits", ".ecsv": "ascii.ecsv",
+                   ".xml": "votable", ".vot": "votable", ".votable": "votable"}
+
+
+def _format_for(path: Path, fmt: str | None) -> str:
+    if fmt is not None:
+        return fmt
+    try:
+        return CATALOG_FORMATS[path.suffix.lower()]
+    except KeyError:
+        raise ValueError(f"cannot tell the catalogue format of {path.name}: use one of "
+                         f"{', '.join(sorted(CATALOG_FORMATS))}") from None
+
+
+def write_catalog(catalog: Table, path: str | Path, fmt: str | None = None,
+                  overwrite: bool = True) -> Path:
+    """Write a catalogue as FITS, ECSV or VOTable (by suffix), keeping units and meta.
+
+    FITS headers cannot hold nested metadata (detector parameters, cross-match
+    settings) or long keywords: those are stored as one JSON string, ``METAJSON``, that
+    :func:`read_catalog` unpacks again.  ECSV keeps the metadata as it is; VOTable keeps
+    columns and units (astropy writes no table metadata there).
+    """
+    path = Path(path)
+    fmt = _format_for(path, fmt)
+    out = catalog.copy(copy_data=False)
+    if fmt == "fits":
+        packed = {k: v for k, v in out.meta.items()
+                  if isinstance(v, (dict, list, tuple)) or len(k) > 8}
+        for key in packed:
+            del out.meta[key]
+        if packed:
+            out.meta["METAJSON"] = json.dumps(packed, default=float)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out.write(path, format=fmt, overwrite=overwrite)
+    return path
+
+
+def read_catalog(path: str | Path, fmt: str | None = None) -> Table:
+    """Read a catalogue written by :func:`write_catalog` (nested metadata restored)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no catalogue at {path}")
+    table = Table.read(path, format=_format_for(path, fmt))
+    blob = None
+    for key in list(table.meta):
+        if key.upper() == "METAJSON":
+            blob = table.meta.pop(key)
+    if blob:
+        table.meta.update(json.loads(blob))
+    # FITS upper-cases header keywords: bring ours back to the names build_catalog uses.
+    for key in list(table.meta):
+        if key.isupper() and key.lower() in _META_KEYS:
+            table.meta[key.lower()] = table.meta.pop(key)
+    return table
+
+
+_META_KEYS = {"frame", "lon_name", "lat_name", "spectral_type", "detector", "rms", "unit",
+              "source", "version", "threshold", "uncertain_band"}
