@@ -67,47 +67,39 @@ def run_detect(
 
     Returns
     -------
-    (PPVCube, DetectionResult, astropy.table.Table)
+    glue_ssclump.core.pipeline.Detection
     """
-    from .core.catalog import build_catalog, crossmatch
-    from .core.cube import estimate_rms, read_cube
-    from .core.detectors import run_detector
+    from .core.cube import read_cube
+    from .core.pipeline import detect
     from .core.progress import tqdm_progress
 
     cube = read_cube(cube_path)
-    rms_used = float(rms) if rms is not None else estimate_rms(cube.data)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    with tqdm_progress(f"{method}", disable=quiet or None) as progress:
-        det = run_detector(cube.data, method, rms_used, params, progress.span(0, 0.8))
-        cat = build_catalog(cube, det.labels, det.detector, rms_used, det.params,
-                            progress=progress.span(0.8, 0.9))
-        if crossmatch_with:
-            other = run_detector(cube.data, crossmatch_with, rms_used, None,
-                                 progress.span(0.9, 0.99))
-            other_cat = build_catalog(cube, other.labels, other.detector, rms_used, other.params)
-            cat = crossmatch(cat, det.labels, other_cat, other.labels)
-        progress.update(1.0, "done")
-    write_detection(out, cube, det.labels, cat)
-    return cube, det, cat
+    with tqdm_progress(f"detect ({method})", disable=quiet or None) as progress:
+        det = detect(cube, method, rms, params, crossmatch_with=crossmatch_with,
+                     progress=progress)
+    write_detection(Path(out_dir), det)
+    return det
 
 
-def write_detection(out: Path, cube, labels, catalog) -> tuple[Path, Path]:
+def write_detection(out: Path, det) -> tuple[Path, Path]:
     """Write ``catalog.fits`` and ``mask.fits`` (int32, the cube's WCS) into ``out``."""
     import numpy as np
 
-    cat_path = out / "catalog.fits"
+    from .core.catalog import write_catalog
+
+    out.mkdir(parents=True, exist_ok=True)
+    cat_path = write_catalog(det.catalog, out / "catalog.fits")
     mask_path = out / "mask.fits"
-    catalog.write(cat_path, overwrite=True)
-    cube.to_hdu(np.asarray(labels, dtype=np.int32)).writeto(mask_path, overwrite=True)
+    det.cube.to_hdu(np.asarray(det.labels, dtype=np.int32)).writeto(mask_path, overwrite=True)
     return cat_path, mask_path
 
 
-def _summary(det, cat, rms: float) -> str:
+def _summary(det) -> str:
     import numpy as np
 
+    cat = det.catalog
     n = len(cat)
-    lines = [f"{det.detector}: {n} candidates at rms {rms:.4g} K"]
+    lines = [f"{det.result.detector}: {n} candidates at rms {det.result.rms:.4g} K"]
     if n:
         snr = np.asarray(cat["snr_peak"])
         lines.append(
@@ -115,8 +107,8 @@ def _summary(det, cat, rms: float) -> str:
             f"{int(np.sum(cat['touches_edge']))} touch the cube edge or a blank"
         )
         if "n_detectors" in cat.colnames:
-            lines.append(f"  {int(np.sum(cat['n_detectors'] > 1))} also found by "
-                         f"{cat.meta.get('crossmatch_with', 'the second detector')}")
+            other = cat.meta.get("crossmatch", {}).get("with", "the second detector")
+            lines.append(f"  {int(np.sum(cat['n_detectors'] > 1))} also found by {other}")
     return "\n".join(lines)
 
 
@@ -124,9 +116,9 @@ def cmd_detect(args: argparse.Namespace) -> int:
     from .core.detectors import parse_param_assignments
 
     params = parse_param_assignments(args.param)
-    cube, det, cat = run_detect(args.cube, args.method, args.out, args.rms, params,
-                                args.crossmatch, args.quiet)
-    print(_summary(det, cat, det.rms))
+    det = run_detect(args.cube, args.method, args.out, args.rms, params, args.crossmatch,
+                     args.quiet)
+    print(_summary(det))
     print(f"wrote {Path(args.out) / 'catalog.fits'} and {Path(args.out) / 'mask.fits'}")
     return 0
 
@@ -160,6 +152,117 @@ def cmd_synth(args: argparse.Namespace) -> int:
     paths = write_synthetic(args.out, **kwargs)
     for p in paths if isinstance(paths, (list, tuple)) else [paths]:
         print(f"wrote {p}")
+    return 0
+
+
+# --- verify ---------------------------------------------------------------------------
+def format_epoch(rec) -> str:
+    """One line per epoch for the terminal."""
+    import math
+
+    line = (f"epoch {rec.epoch:3d}  loss {rec.loss:.4f}  NMI(prev) {rec.nmi_prev:.3f}  "
+            f"reassigned {rec.n_reassigned:5d}  selected {rec.n_selected:5d}  "
+            f"{rec.seconds:.1f} s")
+    if not math.isnan(rec.f1):
+        line += (f"  held-out P {rec.precision:.3f} R {rec.recall:.3f} F1 {rec.f1:.3f} "
+                 f"AUC {rec.auc:.3f}")
+    return line
+
+
+def run_verify(
+    det_dir: str | Path,
+    cube_path: str | Path,
+    labels: dict[int, int] | None = None,
+    *,
+    epochs: int | None = None,
+    init: str = "default",
+    device: str = "auto",
+    threshold: float | str = 0.5,
+    band: float = 0.1,
+    lr: float | None = None,
+    batch_size: int | None = None,
+    seed: int = 0,
+    verify_only: bool = False,
+    quiet: bool = False,
+):
+    """Train (with labels) and verify the candidates of an ``ssclump detect`` directory.
+
+    Adds ``p_clump``, ``verdict`` and ``label`` to ``DIR/catalog.fits`` (every other
+    column kept) and writes ``DIR/model.pt``, ``DIR/training_log.csv`` and
+    ``DIR/training.png``.
+
+    Returns
+    -------
+    glue_ssclump.core.pipeline.Verification
+    """
+    import numpy as np
+    from astropy.io import fits
+    from tqdm.auto import tqdm
+
+    from .core.catalog import read_catalog, write_catalog
+    from .core.cube import read_cube
+    from .core.pipeline import save_verification, verify
+    from .core.progress import tqdm_progress
+    from .core.training import TrainConfig
+
+    det_dir = Path(det_dir)
+    for name in ("catalog.fits", "mask.fits"):
+        if not (det_dir / name).is_file():
+            raise UserError(f"{det_dir / name} is missing: run `ssclump detect CUBE --out "
+                            f"{det_dir}` first")
+    cube = read_cube(cube_path)
+    catalog = read_catalog(det_dir / "catalog.fits")
+    mask = np.asarray(fits.getdata(det_dir / "mask.fits"))
+    if mask.shape != cube.shape:
+        raise UserError(f"{det_dir / 'mask.fits'} has shape {mask.shape} but the cube "
+                        f"{cube_path} has {cube.shape}: pass the cube that was detected")
+    cfg = {"device": device, "seed": seed}
+    if epochs is not None:
+        cfg["epochs"] = epochs
+    if lr is not None:
+        cfg["lr"] = lr
+    if batch_size is not None:
+        cfg["batch_size"] = batch_size
+    try:
+        config = TrainConfig(**cfg)
+        with tqdm_progress("verify", disable=quiet or None) as progress:
+            result = verify(
+                cube.data, mask.astype(np.int32), catalog, labels or None, config=config,
+                init=init, train_model=False if verify_only else None,
+                threshold=threshold, uncertain_band=band, progress=progress,
+                on_epoch=None if quiet else (lambda rec: tqdm.write(format_epoch(rec))),
+            )
+    except ValueError as exc:  # bad seeds, settings or checkpoint: the user's to fix
+        raise UserError(str(exc)) from exc
+    if result.cancelled:
+        raise UserError("training was cancelled; the catalogue was left unchanged")
+    write_catalog(result.catalog, det_dir / "catalog.fits")
+    save_verification(result, det_dir, {"cube": str(cube_path)})
+    return result
+
+
+def _verify_summary(result) -> str:
+    c = result.counts()
+    seeds = result.n_seeds
+    trained = (f"trained {result.train_result.completed_epochs} epochs on "
+               f"{seeds['clump']} clump / {seeds['not_clump']} not-clump seeds"
+               if result.train_result is not None else f"model '{result.init}' applied")
+    return (f"{trained}; threshold {result.threshold:.3f}\n"
+            f"  kept {c['clump']} clumps, rejected {c['rejected']}, uncertain "
+            f"{c['uncertain']} (of {sum(c.values())} candidates)")
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from .core.labels import read_labels_csv
+
+    labels = read_labels_csv(args.labels) if args.labels else None
+    threshold = args.threshold if args.threshold == "elbow" else float(args.threshold)
+    result = run_verify(args.dir, args.cube, labels, epochs=args.epochs, init=args.init,
+                        device=args.device, threshold=threshold, band=args.band, lr=args.lr,
+                        batch_size=args.batch_size, seed=args.seed,
+                        verify_only=args.verify_only, quiet=args.quiet)
+    print(_verify_summary(result))
+    print(f"updated {Path(args.dir) / 'catalog.fits'}; model in {Path(args.dir) / 'model.pt'}")
     return 0
 
 
@@ -209,6 +312,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rms", type=float, default=None, help="noise rms in K")
     p.add_argument("--preset", default=None, help="named setting, e.g. 'benchmark'")
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser(
+        "verify",
+        help="verify candidates with SS-3D-Clump (training first when labels are given)",
+        description="Verify the candidates of an `ssclump detect` directory. With --labels "
+        "the model is fine-tuned (seeds = the labelled candidates) before verifying. Adds "
+        "p_clump, verdict and label to DIR/catalog.fits and writes DIR/model.pt, "
+        "DIR/training_log.csv and DIR/training.png.",
+        epilog="LABELS.csv has a header line `clump_id,label` and one row per labelled "
+        "candidate: 1 = clump, 0 = not a clump (2 = uncertain, kept but not used).",
+    )
+    p.add_argument("dir", metavar="DIR", help="output directory of `ssclump detect`")
+    p.add_argument("--cube", required=True, help="the cube DIR was detected in")
+    p.add_argument("--labels", metavar="LABELS.csv", help="manual labels (clump_id,label)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs (default 20)")
+    p.add_argument("--init", default="default",
+                   help="starting model: default (shipped), scratch, or a checkpoint PATH")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--threshold", default="0.5",
+                   help="p_clump threshold, or 'elbow' (ROC elbow of the labelled candidates)")
+    p.add_argument("--band", type=float, default=0.1,
+                   help="|p_clump - threshold| below this is 'uncertain' (default 0.1)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate")
+    p.add_argument("--batch-size", type=int, default=None, help="training batch size")
+    p.add_argument("--seed", type=int, default=0, help="random seed")
+    p.add_argument("--verify-only", action="store_true",
+                   help="apply the model without training, even with --labels")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_verify)
 
     return parser
 

@@ -1,0 +1,332 @@
+"""The long-work API shared by the CLI, the glue integration and the Qt front end.
+
+:func:`detect` (cube -> label mask -> catalogue, optionally cross-matched with a second
+detector) and :func:`verify` (candidates + manual labels -> fine-tuned SS-3D-Clump ->
+``p_clump`` / ``verdict`` / ``label`` columns) each take one
+:class:`~glue_ssclump.core.progress.Progress`, so a front end shows one bar and can
+cancel at any batch.  Nothing here writes files; :func:`save_verification` does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from astropy.table import Table
+
+from ..version import __version__
+from .catalog import build_catalog, crossmatch
+from .checkpoint import save_checkpoint
+from .cube import PPVCube, estimate_rms
+from .detectors import DetectionResult, run_detector
+from .labels import LABEL_CLUMP, LABEL_NONE, LABEL_NOT_CLUMP, labels_array, seed_labels
+from .model import ARCH_VERSION, INPUT_SIZE
+from .progress import Progress, ensure_progress
+from .samples import CandidateSamples
+from .training import EpochRecord, TrainConfig, TrainResult, load_initial_model, train
+from .verify import elbow_threshold, predict, verify_catalog
+
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_BAND = 0.1
+
+
+# -- detection ------------------------------------------------------------------------
+@dataclass
+class Detection:
+    """A detection run: the label mask, its catalogue, and what produced them."""
+
+    cube: PPVCube
+    result: DetectionResult
+    catalog: Table
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.result.labels
+
+
+def detect(
+    cube: PPVCube,
+    method: str = "clumpfind",
+    rms: float | None = None,
+    params: Mapping[str, Any] | None = None,
+    crossmatch_with: str | None = None,
+    crossmatch_params: Mapping[str, Any] | None = None,
+    progress: Progress | None = None,
+) -> Detection:
+    """Detect candidates in ``cube`` and catalogue them.
+
+    Parameters
+    ----------
+    cube : PPVCube
+    method : str
+        Detector name (see :func:`~glue_ssclump.core.detectors.available_detectors`).
+    rms : float, optional
+        Noise rms in K; default :func:`~glue_ssclump.core.cube.estimate_rms`.
+    params : mapping, optional
+        Detector parameters (numbers in K, strings like ``"3rms"``).
+    crossmatch_with : str, optional
+        A second detector; its matches fill ``matched_by`` / ``match_id`` /
+        ``n_detectors`` (the paper's high-confidence rule).
+    crossmatch_params : mapping, optional
+        Parameters of the second detector.
+    progress : Progress, optional
+
+    Returns
+    -------
+    Detection
+    """
+    progress = ensure_progress(progress)
+    rms = float(rms) if rms is not None else estimate_rms(cube.data)
+    end = 0.55 if crossmatch_with else 0.9
+    result = run_detector(cube.data, method, rms, params, progress.span(0.0, end))
+    catalog = build_catalog(cube, result.labels, result.detector, rms, result.params,
+                            progress=progress.span(end, end + 0.05))
+    if crossmatch_with:
+        other = run_detector(cube.data, crossmatch_with, rms, crossmatch_params,
+                             progress.span(0.6, 0.95))
+        other_cat = build_catalog(cube, other.labels, other.detector, rms, other.params)
+        catalog = crossmatch(catalog, result.labels, other_cat, other.labels)
+    progress.update(1.0, f"{result.detector}: {len(catalog)} candidates")
+    return Detection(cube=cube, result=result, catalog=catalog)
+
+
+def cross_match_seeds(catalog: Table, n_negative: int | None = None,
+                      max_negative_snr: float = 4.0) -> dict[int, int]:
+    """The demo's automatic seeds: cross-matched positives, faint lone negatives.
+
+    Positives (the paper's high-confidence rule): every candidate that a second detector
+    also found (``n_detectors >= 2``).  Negatives (our documented rule, the paper's were
+    verified by hand): candidates that no second detector confirms, whose peak is below
+    ``max_negative_snr`` rms (under the 5 rms that a dendrogram leaf needs with the
+    paper's settings), taking the faintest first, as many as there are positives
+    (``n_negative`` overrides), at least 10.
+
+    Returns
+    -------
+    dict
+        ``{clump_id: 1 or 0}``.
+    """
+    if "n_detectors" not in catalog.colnames:
+        raise ValueError("cross_match_seeds needs a cross-matched catalogue "
+                         "(detect(..., crossmatch_with='dendrogram'))")
+    ids = np.asarray(catalog["clump_id"], dtype=np.int64)
+    matched = np.asarray(catalog["n_detectors"]) >= 2
+    snr = np.asarray(catalog["snr_peak"], dtype=float)
+    seeds = {int(i): LABEL_CLUMP for i in ids[matched]}
+    lone = np.flatnonzero(~matched & (snr < max_negative_snr))
+    lone = lone[np.argsort(snr[lone], kind="stable")]
+    n_neg = max(len(seeds), 10) if n_negative is None else int(n_negative)
+    seeds.update({int(i): LABEL_NOT_CLUMP for i in ids[lone[:n_neg]]})
+    return seeds
+
+
+# -- verification ---------------------------------------------------------------------
+@dataclass
+class Verification:
+    """Outcome of :func:`verify`."""
+
+    catalog: Table
+    p_clump: np.ndarray
+    model: torch.nn.Module
+    threshold: float
+    uncertain_band: float
+    train_result: TrainResult | None = None
+    init: str = "default"
+    n_seeds: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def cancelled(self) -> bool:
+        return bool(self.train_result is not None and self.train_result.cancelled)
+
+    def counts(self) -> dict[str, int]:
+        """Number of candidates per verdict."""
+        verdict = np.asarray(self.catalog["verdict"])
+        return {v: int(np.sum(verdict == v)) for v in ("clump", "rejected", "uncertain")}
+
+
+def verify(
+    data: np.ndarray,
+    labels_mask: np.ndarray,
+    catalog: Table,
+    labels: Mapping[int, int] | np.ndarray | None = None,
+    *,
+    config: TrainConfig | None = None,
+    init: str | Path | torch.nn.Module = "default",
+    train_model: bool | None = None,
+    threshold: float | str = DEFAULT_THRESHOLD,
+    uncertain_band: float = DEFAULT_BAND,
+    pool: np.ndarray | None = None,
+    heldout: tuple[np.ndarray, np.ndarray] | None = None,
+    rms: float | None = None,
+    sample_seed: int = 0,
+    progress: Progress | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> Verification:
+    """Fine-tune SS-3D-Clump on labelled candidates and verify every candidate.
+
+    Parameters
+    ----------
+    data : ndarray
+        The cube ``(v, y, x)`` in K.
+    labels_mask : ndarray of int
+        The detector's label mask (same shape).
+    catalog : astropy.table.Table
+        One row per candidate with ``clump_id``; every column is kept in the result.
+    labels : mapping or ndarray, optional
+        Manual labels: ``{clump_id: code}`` or per-row codes (1 clump, 0 not clump,
+        2 uncertain, -1 none).  Codes 1 and 0 are the training seeds.
+    config : TrainConfig, optional
+        Training settings (epochs, lr, device, ...).
+    init : {'default', 'scratch'}, path or torch.nn.Module
+        Starting model: the shipped checkpoint (normal), new weights, a checkpoint file,
+        or a model object.
+    train_model : bool, optional
+        Train before verifying; default: when ``labels`` holds seeds.  ``False`` is
+        "verify only" (apply ``init`` as it is).
+    threshold : float or 'elbow'
+        p(clump) at which a candidate is a clump; 'elbow' takes the ROC elbow of the
+        labelled candidates.
+    uncertain_band : float
+        ``|p - threshold| <`` band is 'uncertain'.
+    pool : ndarray of bool, optional
+        Per-row mask of the candidates to train on (a region / subset; seeds inside it
+        only).  Every candidate is verified regardless.
+    heldout : (row indices, labels), optional
+        Labelled test candidates scored every epoch (never seeds).
+    rms : float, optional
+        Noise rms for the sample background; default the catalogue's ``meta['rms']``,
+        else estimated.
+    sample_seed : int
+        Seed of the sample background noise.
+    progress : Progress, optional
+    on_epoch : callable, optional
+        Called with every completed epoch's record (live plots).
+
+    Returns
+    -------
+    Verification
+        On cancellation during training the returned model is the last completed
+        epoch's and ``cancelled`` is True; the catalogue is then *not* updated
+        (``p_clump`` is empty) so nothing half-done reaches the user's table.
+    """
+    progress = ensure_progress(progress)
+    config = config if config is not None else TrainConfig()
+    ids = np.asarray(catalog["clump_id"], dtype=np.int64)
+    codes = _label_codes(ids, labels)
+    seeds = seed_labels(codes)
+    if pool is not None:
+        pool = np.asarray(pool, dtype=bool)
+        if pool.shape != ids.shape:
+            raise ValueError(f"pool has {pool.size} entries for {ids.size} candidates")
+        if not pool.any():
+            raise ValueError("the candidate pool is empty: choose a subset that holds "
+                             "candidates, or use all candidates")
+    if train_model is None:
+        train_model = bool(np.any(seeds >= 0))
+    if rms is None:
+        rms = catalog.meta.get("rms")
+    samples = CandidateSamples(data, labels_mask, clump_ids=ids, rms=rms, seed=sample_seed)
+
+    model = init if isinstance(init, torch.nn.Module) else load_initial_model(init,
+                                                                            config.device)
+    result: TrainResult | None = None
+    if train_model:
+        train_idx = np.flatnonzero(pool) if pool is not None else np.arange(ids.size)
+        # Samples depend only on (seed, clump id), so a pool's own source is consistent.
+        sub = samples if pool is None else CandidateSamples(
+            data, labels_mask, clump_ids=ids[train_idx], rms=samples.rms,
+            lag1=samples.lag1, seed=sample_seed)
+        held = heldout
+        if heldout is not None and pool is not None:
+            held = _reindex_heldout(heldout, train_idx)
+        result = train(sub, seeds[train_idx], config, model=model, heldout=held,
+                       progress=progress.span(0.0, 0.85), on_epoch=on_epoch)
+        model = result.model
+        if result.cancelled:
+            return Verification(catalog=catalog, p_clump=np.empty(0, np.float32),
+                                model=model, threshold=float("nan"),
+                                uncertain_band=uncertain_band, train_result=result,
+                                init=_init_name(init), n_seeds=_seed_counts(seeds))
+    p = predict(model, samples, device=config.device, batch_size=config.infer_batch_size,
+                progress=progress.span(0.85 if train_model else 0.0, 1.0))
+    if isinstance(threshold, str):
+        if threshold != "elbow":
+            raise ValueError(f"threshold must be a number or 'elbow', not {threshold!r}")
+        known = seeds >= 0
+        threshold = elbow_threshold(p[known], seeds[known])
+    out = verify_catalog(catalog, p, float(threshold), uncertain_band)
+    out["label"] = codes.astype(np.int16)
+    out.meta["model_init"] = _init_name(init)
+    progress.update(1.0, "verified")
+    return Verification(catalog=out, p_clump=p, model=model, threshold=float(threshold),
+                        uncertain_band=uncertain_band, train_result=result,
+                        init=_init_name(init), n_seeds=_seed_counts(seeds))
+
+
+def _label_codes(ids: np.ndarray, labels: Mapping[int, int] | np.ndarray | None
+                 ) -> np.ndarray:
+    if labels is None:
+        return np.full(ids.shape, LABEL_NONE, dtype=np.int64)
+    if isinstance(labels, Mapping):
+        return labels_array(ids, labels)
+    codes = np.asarray(labels, dtype=np.int64)
+    if codes.shape != ids.shape:
+        raise ValueError(f"{codes.size} label codes for {ids.size} candidates")
+    return codes
+
+
+def _reindex_heldout(heldout: tuple[np.ndarray, np.ndarray], rows: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray] | None:
+    idx, lab = (np.asarray(a) for a in heldout)
+    pos = np.full(int(max(rows.max(initial=0), idx.max(initial=0))) + 1, -1, dtype=np.int64)
+    pos[rows] = np.arange(rows.size)
+    keep = pos[idx] >= 0
+    return (pos[idx[keep]], lab[keep]) if keep.any() else None
+
+
+def _seed_counts(seeds: np.ndarray) -> dict[str, int]:
+    return {"clump": int(np.sum(seeds == 1)), "not_clump": int(np.sum(seeds == 0))}
+
+
+def _init_name(init: Any) -> str:
+    return "model object" if isinstance(init, torch.nn.Module) else str(init)
+
+
+def checkpoint_metadata(v: Verification, extra: Mapping[str, Any] | None = None
+                        ) -> dict[str, Any]:
+    """Plain-typed metadata describing how ``v.model`` was made."""
+    meta: dict[str, Any] = {
+        "arch_version": ARCH_VERSION,
+        "input_size": INPUT_SIZE,
+        "normalisation": "minmax",
+        "package_version": __version__,
+        "init": v.init,
+        "n_seeds": dict(v.n_seeds),
+        "threshold": float(v.threshold),
+    }
+    if v.train_result is not None:
+        meta["training"] = v.train_result.config.to_dict()
+        meta["completed_epochs"] = int(v.train_result.completed_epochs)
+        meta["history"] = [rec.to_dict() for rec in v.train_result.history]
+    meta.update(extra or {})
+    return meta
+
+
+def save_verification(v: Verification, out_dir: str | Path,
+                      extra_meta: Mapping[str, Any] | None = None) -> dict[str, Path]:
+    """Write ``model.pt``, ``training_log.csv`` and ``training.png`` into ``out_dir``."""
+    from .report import plot_training
+    from .training import write_history_csv
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"model": out / "model.pt"}
+    save_checkpoint(paths["model"], v.model, checkpoint_metadata(v, extra_meta))
+    if v.train_result is not None and v.train_result.history:
+        paths["log"] = write_history_csv(v.train_result.history, out / "training_log.csv")
+        paths["plot"] = Path(plot_training(v.train_result.history, out / "training.png"))
+    return paths
