@@ -214,3 +214,18 @@ def test_infer_cuda_matches_cpu(model):  # pragma: no cover - GPU machines only
     np.testing.assert_allclose(p_gpu, p_cpu, rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(f_gpu, f_cpu, rtol=1e-3, atol=1e-3)
     assert "CUDA" in describe_device("cuda")
+
+
+def test_max_pool_matches_tensorflow_same_stride1():
+    import torch.nn.functional as F
+
+    from glue_ssclump.core.model import _max_pool2_same
+
+    torch.manual_seed(0)
+    x = torch.relu(torch.randn(2, 3, 15, 15, 15))
+    ref = F.max_pool3d(F.pad(x, (0, 1, 0, 1, 0, 1)), kernel_size=2, stride=1)
+    assert torch.equal(_max_pool2_same(x), ref)
+    # the last voxel of each axis sees only itself and its 'same' padding
+    assert torch.equal(_max_pool2_same(x)[..., -1, -1, -1], x[..., -1, -1, -1])
+    xc = x.contiguous(memory_format=torch.channels_last_3d)
+    assert torch.equal(_max_pool2_same(xc), ref)

@@ -82,6 +82,21 @@ def _keras_bn(channels: int) -> nn.BatchNorm3d:
     return nn.BatchNorm3d(channels, eps=1e-3, momentum=0.01)
 
 
+def _max_pool2_same(x: torch.Tensor) -> torch.Tensor:
+    """2^3 max-pool, stride 1, TensorFlow 'same' padding (one voxel at the end of each axis).
+
+    Equal to ``F.max_pool3d(F.pad(x, (0, 1) * 3), 2, stride=1)`` for ``x >= 0`` (zero
+    padding is neutral after a ReLU) but computed as three pairwise maxima along d, h and
+    w: PyTorch's CPU max_pool3d kernel with stride 1 took about half of the network's
+    whole inference time.
+    """
+    x = F.pad(x, (0, 1, 0, 1, 0, 1))
+    for dim in (2, 3, 4):
+        n = x.shape[dim] - 1
+        x = torch.maximum(x.narrow(dim, 0, n), x.narrow(dim, 1, n))
+    return x
+
+
 class SSClumpNet(nn.Module):
     """SS-3D-Clump classifier for 30^3 candidate samples.
 
@@ -156,9 +171,7 @@ class SSClumpNet(nn.Module):
                 f"{INPUT_SIZE}), got {tuple(x.shape)}"
             )
         x = F.relu(self.stem_conv(self.input_bn(x)))
-        # 'same' max-pool with stride 1: one voxel of padding at the end of each axis
-        # (TensorFlow's split); zero is neutral because x >= 0 after the ReLU.
-        x = F.max_pool3d(F.pad(x, (0, 1, 0, 1, 0, 1)), kernel_size=2, stride=1)
+        x = _max_pool2_same(x)
         y = F.relu(self.res_bn1(self.res_conv1(x)))
         y = self.res_bn2(self.res_conv2(y))
         x = F.relu(y + self.res_skip(x))
