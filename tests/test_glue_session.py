@@ -169,3 +169,20 @@ def test_plain_data_collection_session_helpers(session_app, tmp_path):
     restored = load_session(path)
     assert isinstance(restored, DataCollection)
     _check_restored(restored, cube_data, catalog_data)
+
+
+def test_catalogue_overlays_in_image_viewer(session_app):
+    """Through the coordinate links the catalogue is a scatter layer on the cube image."""
+    from glue_qt.viewers.image import ImageViewer
+
+    app, cube_data, catalog_data = session_app
+    viewer = app.new_data_viewer(ImageViewer, data=cube_data)
+    try:
+        viewer.add_data(catalog_data)
+        layer = next(la for la in viewer.layers if la.layer is catalog_data)
+        assert layer.enabled
+        x, y = layer.plot_artist.get_data()
+        np.testing.assert_allclose(x, catalog_data["peak_x"], atol=1e-6)
+        np.testing.assert_allclose(y, catalog_data["peak_y"], atol=1e-6)
+    finally:
+        viewer.close(warn=False)
