@@ -74,6 +74,16 @@ def test_l1448_matches_cupid(l1448, l1448_result):
     assert ari >= 0.8, ari
 
 
+def test_l1448_reproduces_pycupid_without_the_beam_test(l1448):
+    """pycupid calls CUPID's FellWalker without FINDCLUMPS's beam-size rejection."""
+    data, ref, _ = l1448
+    settings = dict(CUPID_SETTINGS, FWHMBEAM=0, VELORES=0)
+    labels = run_detector(data, "fellwalker", 0.15, settings).labels
+    assert labels.max() == ref.max()
+    assert peak_voxels(data, labels) == peak_voxels(data, ref)
+    assert np.mean(labels == ref) >= 0.998  # same ids too (both ordered by peak)
+
+
 def test_l1448_ids_ordered_by_peak(l1448, l1448_result):
     data = l1448[0]
     labels = l1448_result.labels
@@ -184,18 +194,19 @@ def low_ground(seed):
     return data.astype(np.float32)
 
 
-# Without the flat-start rule the low-ground cases agree on only ~99.1% of voxels.
+# Without the flat-start rule the low-ground cases agree on only 99.2-99.4% of voxels.
 @pytest.mark.slow
 @pytest.mark.parametrize("make, seed, min_agree, min_ari", [
     (clumpy_noise, 0, 0.999, 0.99),
     (clumpy_noise, 1, 0.999, 0.99),
-    (low_ground, 0, 0.995, 0.95),
-    (low_ground, 1, 0.995, 0.95),
+    (low_ground, 0, 0.997, 0.98),
+    (low_ground, 1, 0.997, 0.98),
 ])
 def test_vectorised_walk_matches_sequential_walk(make, seed, min_agree, min_ari):
     data = make(seed)
     rms, noise = 0.3, 0.6
-    ref = drop_thin(sequential_walk(data, rms, noise, rms, 4))
+    # CUPID's scan order as pycupid calls it: the v axis varies fastest.
+    ref = drop_thin(sequential_walk(data.T, rms, noise, rms, 4).T)
     ours = fellwalker(data, rms, noise=noise, flat_slope=rms, max_jump=4, **RAW)
     marked = (ours > 0) | (ref > 0)
     assert marked.sum() > 1000
@@ -285,8 +296,9 @@ def test_nan_blanks_are_tolerated():
     labels = run(data, MaxBad=1.0)
     assert labels.max() == 2
     assert not labels[np.isnan(data)].any()
-    # Cut a blank slab through one clump: most of its voxels then touch blanks.
-    data[:, :, 35:37] = np.nan
+    # Blank two channels across one clump: many of its voxels then touch blanks along
+    # v, CUPID's first pixel axis here.
+    data[9:11, :, 30:] = np.nan
     assert run(data, MaxBad=1.0).max() == 2
     assert run(data, MaxBad=0.05).max() == 1
 

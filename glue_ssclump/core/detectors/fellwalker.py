@@ -32,6 +32,12 @@ parameters (SUN/255) and the behaviour of CUPID's implementation:
    it, which FwhmBeam = VeloRes = 0 reproduces.
    Surviving clumps are numbered 1..N by decreasing peak value.
 
+Axis order: pycupid hands numpy ``(v, y, x)`` cubes to CUPID in Fortran order, so
+CUPID's first (fastest) pixel axis is v.  The same layout is used here; it fixes the
+order in which walks start, tie-breaks between equal neighbours and the axis of the
+MaxBad test, and with it the L1448 reference run is reproduced voxel for voxel apart
+from a few edge voxels.
+
 CUPID walks one voxel at a time in array order; this implementation is vectorised
 (numpy, no compiled code): an uphill pointer per voxel, pointer jumping to the peaks,
 and the order-dependent parts of CUPID reproduced from the pointer forest (a voxel is
@@ -48,6 +54,7 @@ from operator import itemgetter
 from typing import Any
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from ..progress import Progress, ensure_progress
 from .base import Detector, Param, hookimpl
@@ -55,7 +62,7 @@ from .base import Detector, Param, hookimpl
 PARAMS = (
     Param("Noise", "2rms", "level", "walks start only above this level (K, or e.g. '2rms')"),
     Param("MinDip", "2rms", "level",
-          "clumps merge unless the dip between their peaks is at least this"),
+          "adjacent clumps merge if a peak is less than this above their whole interface"),
     Param("MinHeight", "3rms", "level", "lowest allowed clump peak"),
     Param("MinPix", 27, "int", "a clump needs more voxels than this"),
     Param("AllowEdge", True, "bool", "keep clumps that touch the edge of the cube"),
@@ -75,7 +82,24 @@ _CHUNK = 1 << 21
 
 
 def run(data: np.ndarray, rms: float, params: dict[str, Any], progress: Progress) -> np.ndarray:
-    """Detector entry point: resolved parameters (levels in K) -> int32 label mask."""
+    """Detector entry point (see :class:`~.base.Detector`).
+
+    Parameters
+    ----------
+    data : ndarray
+        float32 cube ``(v, y, x)`` in K, NaN = blank.
+    rms : float
+        Noise rms in K.
+    params : dict
+        Resolved parameters keyed by the names in :data:`PARAMS` (levels in K).
+    progress : Progress
+        Progress reporting and cancellation.
+
+    Returns
+    -------
+    ndarray
+        int32 labels, 0 = none, clumps 1..N by decreasing peak.
+    """
     return fellwalker(
         data,
         rms,
@@ -124,7 +148,8 @@ def fellwalker(
     minpix : int
         Clumps with ``minpix`` voxels or fewer are rejected (CUPID's test).
     allow_edge : bool
-        If false, reject clumps whose bounding box reaches the cube edge.
+        If false, reject clumps that reach the cube edge (CUPID's test: a bounding
+        box starting in the first two planes of an axis or ending in the last one).
     fwhm_beam, velo_res : float
         Beam FWHM (pixels) and velocity resolution (channels); clumps not wider
         than these on every axis are rejected.
@@ -136,7 +161,7 @@ def fellwalker(
         Number of 3x3x3 majority-filter passes over the labels.
     max_bad : float
         Largest fraction of clump voxels that are blank or next to a blank voxel
-        along the x axis.
+        along CUPID's first pixel axis (here v, see the module notes).
     progress : Progress, optional
         Progress reporting; ``update`` raises ``Cancelled`` when the user cancels.
 
@@ -153,26 +178,29 @@ def fellwalker(
     if flat_slope is None:
         flat_slope = rms
     max_jump = max(int(max_jump), 0)
-    shape = data.shape
+    # Work on the (x, y, v) view, scanned in C order (v fastest): CUPID then sees the
+    # velocity axis as its first pixel axis, as pycupid lays numpy cubes out.  This
+    # fixes the scan and tie-break order and reproduces the reference run exactly.
+    cube = data.T
     pad = max(1, max_jump)
-    grid = _PaddedGrid(shape, pad)
+    grid = _PaddedGrid(cube.shape, pad)
 
     progress.update(0.0, "fellwalker: usable voxels")
-    usable = _usable_mask(data, noise)
+    usable = _usable_mask(data, noise).T  # the box test does not depend on axis order
 
     # Padded copy of the data: -inf marks voxels a walk may not step on (unusable,
     # blank, outside the cube), so neighbour and MaxJump searches need no bounds tests.
     vals = np.full(grid.pshape, -np.inf, dtype=np.float32)
     inner = vals[grid.inner]
-    np.copyto(inner, data)
-    inner[~usable] = -np.inf
+    np.copyto(inner, cube)
+    np.copyto(inner, -np.inf, where=~usable)
     del usable, inner
     vflat = vals.reshape(-1)
     pidx = np.flatnonzero(vflat > -np.inf).astype(grid.itype)
     n = pidx.size
     if n == 0:
         progress.update(1.0, "fellwalker: no voxel above Noise")
-        return np.zeros(shape, dtype=np.int32)
+        return np.zeros(data.shape, dtype=np.int32)
     height = vflat[pidx].astype(np.float64)
 
     # cmap: padded flat index -> compact index (-1 where unusable).  Compact arrays get
@@ -222,9 +250,10 @@ def fellwalker(
 
     progress.update(0.9, "fellwalker: rejecting small, low and beam-sized clumps")
     labels = _select(
-        data, labp, grid, minpix=minpix, minheight=minheight, allow_edge=allow_edge,
-        beam=(velo_res, fwhm_beam, fwhm_beam), max_bad=max_bad,
+        cube, labp, grid, minpix=minpix, minheight=minheight, allow_edge=allow_edge,
+        beam=(fwhm_beam, fwhm_beam, velo_res), max_bad=max_bad,
     )
+    labels = np.ascontiguousarray(labels.T)
     progress.update(1.0, f"fellwalker: {int(labels.max())} clumps")
     return labels
 
@@ -564,14 +593,15 @@ def _mode_rows(votes: np.ndarray) -> np.ndarray:
 def _select(data, labp, grid, *, minpix, minheight, allow_edge, beam, max_bad):
     """Apply CUPID's clump rejections; number survivors by decreasing peak."""
     shape = grid.shape
+    inner = labp[grid.inner]
     flat = labp.reshape(-1)
     pos = np.flatnonzero(flat > 0)
     lab = flat[pos]
-    z, y, x = grid.coords(pos)
-    del pos
     nclump = int(lab.max()) if lab.size else 0
     if nclump == 0:
         return np.zeros(shape, dtype=np.int32)
+    z, y, x = grid.coords(pos)
+    del pos
     nb = nclump + 1
     vals = data[z, y, x].astype(np.float64)
     good = np.isfinite(vals)
@@ -581,24 +611,26 @@ def _select(data, labp, grid, *, minpix, minheight, allow_edge, beam, max_bad):
     peak = np.full(nb, -np.inf)
     np.maximum.at(peak, lab[good], vals[good])
     ok = (count > minpix) & (peak >= minheight)
-    for axis, c in enumerate((z, y, x)):
-        lo = np.full(nb, np.iinfo(np.int64).max)
-        hi = np.full(nb, -1)
-        np.minimum.at(lo, lab, c)
-        np.maximum.at(hi, lab, c)
-        ok &= hi > lo
-        if not allow_edge:
-            # CUPID's test, in 0-based indices: lower bound < 2 or upper bound at the end.
-            ok &= (lo >= 2) & (hi < shape[axis] - 1)
+    lo = np.zeros((nb, 3), dtype=np.int64)
+    hi = np.zeros((nb, 3), dtype=np.int64)
+    for i, box in enumerate(ndi.find_objects(inner, max_label=nclump), start=1):
+        if box is not None:
+            lo[i] = [sl.start for sl in box]
+            hi[i] = [sl.stop - 1 for sl in box]
+    ok &= np.all(hi > lo, axis=1)  # CUPID rejects clumps one voxel thick on any axis
+    if not allow_edge:
+        # CUPID's test, in 0-based indices: lower bound < 2 or upper bound at the end.
+        ok &= np.all((lo >= 2) & (hi < np.asarray(shape) - 1), axis=1)
 
-    # MaxBad: blank clump voxels, plus good ones with a blank neighbour along x.
-    if not good.all() or np.isnan(data).any():
-        nan = np.isnan(data)
+    # MaxBad (CUPID: blank clump voxels, plus good ones with a blank neighbour along its
+    # first pixel axis, the last axis of the working view).
+    nan = np.isnan(data)
+    if nan.any():
         inside = (x > 0) & (x < shape[2] - 1)
         side = np.zeros(lab.size, dtype=bool)
         side[inside] = nan[z[inside], y[inside], x[inside] - 1] | nan[
             z[inside], y[inside], x[inside] + 1]
-        bad = np.bincount(lab, weights=~good | (good & side), minlength=nb)
+        bad = np.bincount(lab, weights=~good | side, minlength=nb)
         ok &= ~(bad > max_bad * count)
 
     # Beam test: intensity-weighted variance along each axis must exceed FWHM^2/(8 ln 2).
@@ -607,20 +639,21 @@ def _select(data, labp, grid, *, minpix, minheight, allow_edge, beam, max_bad):
     with np.errstate(invalid="ignore", divide="ignore"):
         for c, fwhm in zip((z, y, x), beam, strict=True):
             i = c.astype(np.float64) + 1.0
-            m1 = np.bincount(lab, weights=w * i, minlength=nb) / s
-            m2 = np.bincount(lab, weights=w * i * i, minlength=nb) / s
+            wi = w * i
+            m1 = np.bincount(lab, weights=wi, minlength=nb) / s
+            m2 = np.bincount(lab, weights=wi * i, minlength=nb) / s
             var = m2 - m1 * m1
             var = np.where(var > 0, var, 0.25)
             ok &= var - fwhm * fwhm / 5.5451774 > 0
     ok[0] = False
+    del z, y, x, vals, good, w, lab
 
     ids = np.flatnonzero(ok)
     ids = ids[np.argsort(-peak[ids], kind="stable")]
     lut = np.zeros(nb, dtype=np.int32)
     lut[ids] = np.arange(1, ids.size + 1, dtype=np.int32)
-    out = np.zeros(shape, dtype=np.int32)
-    keep = good & (lut[lab] > 0)
-    out[z[keep], y[keep], x[keep]] = lut[lab[keep]]
+    out = lut[inner]
+    out[nan] = 0
     return out
 
 
