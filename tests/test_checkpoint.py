@@ -11,6 +11,14 @@ from glue_ssclump.core.model import ARCH_VERSION, build_model
 from glue_ssclump.version import __version__
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # shared cores: see tests/test_model.py
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def trained(tmp_path):
     torch.manual_seed(0)

@@ -27,6 +27,16 @@ def _samples(n: int, seed: int = 0) -> np.ndarray:
     return rng.random((n, 1, INPUT_SIZE, INPUT_SIZE, INPUT_SIZE), dtype=np.float32)
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Tests share two cores with other workers; OpenMP barriers across descheduled
+    # threads made small batches ~10x slower with 2 threads.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def model() -> SSClumpNet:
     torch.manual_seed(0)
@@ -128,8 +138,9 @@ def test_infer_array_matches_eager(model):
     assert p.shape == (7,) and f.shape == (7, N_FEATURES)
     np.testing.assert_allclose(f, ref_f, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(p, ref_p, rtol=1e-4, atol=1e-6)
-    p2, f2 = infer(model, x, batch_size=5, channels_last=False)
+    p2, f2 = infer(model, x, batch_size=5, channels_last=False, num_threads=2)
     np.testing.assert_allclose(p2, p, rtol=1e-4, atol=1e-6)
+    assert torch.get_num_threads() == 1  # restored
 
 
 class _ShuffledSource:
@@ -173,13 +184,13 @@ def test_infer_reports_progress_and_cancels(model):
 def test_training_step_reduces_loss():
     torch.manual_seed(0)
     model = build_model()
-    x = torch.from_numpy(_samples(8, seed=7))
-    y = torch.tensor([0, 1] * 4)
+    x = torch.from_numpy(_samples(4, seed=7))
+    y = torch.tensor([0, 1] * 2)
     x[y == 1, :, 10:20, 10:20, 10:20] += 1.0  # class 1 has a bright core
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     model.train()
     losses = []
-    for _ in range(6):
+    for _ in range(5):
         opt.zero_grad()
         loss = torch.nn.functional.cross_entropy(model(x), y)
         loss.backward()
@@ -229,3 +240,31 @@ def test_max_pool_matches_tensorflow_same_stride1():
     assert torch.equal(_max_pool2_same(x)[..., -1, -1, -1], x[..., -1, -1, -1])
     xc = x.contiguous(memory_format=torch.channels_last_3d)
     assert torch.equal(_max_pool2_same(xc), ref)
+
+
+def test_tune_cpu_allocator_is_idempotent():
+    from glue_ssclump.core.device import tune_cpu_allocator
+
+    first = tune_cpu_allocator()
+    assert isinstance(first, bool)
+    assert tune_cpu_allocator() is first
+
+
+def test_pool_backward_matches_max_pool3d():
+    import torch.nn.functional as F
+
+    from glue_ssclump.core.model import _max_pool2_same
+
+    torch.manual_seed(1)
+    for fmt in (torch.contiguous_format, torch.channels_last_3d):
+        # ReLU zeros tie with each other and with the padding: the gradient must go to
+        # the same voxel as max_pool3d's (the first of tied values).
+        base = torch.relu(torch.randn(2, 3, 6, 7, 5, dtype=torch.float64))
+        a = base.clone().contiguous(memory_format=fmt).requires_grad_(True)
+        b = base.clone().requires_grad_(True)
+        g = torch.randn(2, 3, 6, 7, 5, dtype=torch.float64)
+        _max_pool2_same(a).backward(g)
+        F.max_pool3d(F.pad(b, (0, 1, 0, 1, 0, 1)), kernel_size=2, stride=1).backward(g)
+        torch.testing.assert_close(a.grad, b.grad)
+    x = torch.rand(1, 2, 4, 5, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(_max_pool2_same, (x,))

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .device import resolve_device
+from .device import resolve_device, tune_cpu_allocator
 from .progress import Progress
 
 __all__ = [
@@ -82,6 +82,49 @@ def _keras_bn(channels: int) -> nn.BatchNorm3d:
     return nn.BatchNorm3d(channels, eps=1e-3, momentum=0.01)
 
 
+def _like(x: torch.Tensor) -> torch.memory_format:
+    if x.is_contiguous(memory_format=torch.channels_last_3d) and not x.is_contiguous():
+        return torch.channels_last_3d
+    return torch.contiguous_format
+
+
+class _MaxPool2SameFn(torch.autograd.Function):
+    """Pairwise-maxima pool with a lean backward (see :func:`_max_pool2_same`).
+
+    Autograd's own backward of ``torch.maximum`` splits gradients between ties and costs
+    five full-size passes per axis; here one boolean mask per axis is kept and the
+    gradient goes to the first of tied voxels, as in max-pooling.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        x = F.pad(x, (0, 1, 0, 1, 0, 1))
+        masks = []
+        for dim in (2, 3, 4):
+            n = x.shape[dim] - 1
+            a, b = x.narrow(dim, 0, n), x.narrow(dim, 1, n)
+            keep_a = a >= b
+            x = torch.where(keep_a, a, b)
+            masks.append(keep_a)
+        ctx.save_for_backward(*masks)
+        return x
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        masks = ctx.saved_tensors
+        for dim, keep_a in zip((4, 3, 2), reversed(masks), strict=True):
+            n = grad.shape[dim]
+            shape = list(grad.shape)
+            shape[dim] = n + 1
+            out = torch.empty(shape, dtype=grad.dtype, device=grad.device,
+                              memory_format=_like(grad)).zero_()
+            to_a = torch.where(keep_a, grad, 0.0)
+            out.narrow(dim, 0, n).add_(to_a)
+            out.narrow(dim, 1, n).add_(grad - to_a)
+            grad = out
+        return grad[:, :, :-1, :-1, :-1]
+
+
 def _max_pool2_same(x: torch.Tensor) -> torch.Tensor:
     """2^3 max-pool, stride 1, TensorFlow 'same' padding (one voxel at the end of each axis).
 
@@ -90,6 +133,8 @@ def _max_pool2_same(x: torch.Tensor) -> torch.Tensor:
     w: PyTorch's CPU max_pool3d kernel with stride 1 took about half of the network's
     whole inference time.
     """
+    if torch.is_grad_enabled() and x.requires_grad:
+        return _MaxPool2SameFn.apply(x)
     x = F.pad(x, (0, 1, 0, 1, 0, 1))
     for dim in (2, 3, 4):
         n = x.shape[dim] - 1
@@ -304,6 +349,7 @@ def infer(
     device: str | torch.device | None = None,
     progress: Progress | None = None,
     channels_last: bool | None = None,
+    num_threads: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Clump probabilities and 256-d features for many samples, batched and gradient-free.
 
@@ -329,6 +375,17 @@ def infer(
         Feed the network ``torch.channels_last_3d`` tensors (default: on the CPU, where
         oneDNN's channels-last 3D convolutions are faster; off on CUDA).  The result is
         the same up to float rounding.
+    num_threads : int, optional
+        CPU threads for this call (restored afterwards); None keeps torch's setting.
+        On a machine whose cores are busy with other processes, 1 thread can be
+        faster than 2 (OpenMP barriers wait for descheduled threads).
+
+    Notes
+    -----
+    On the CPU this calls :func:`~glue_ssclump.core.device.tune_cpu_allocator` once
+    per process (large freed buffers are kept for reuse instead of being unmapped;
+    2-3x faster on a small VM).  ``benchmarks/bench_model_speed.py`` measures each of
+    these choices.
 
     Returns
     -------
@@ -345,6 +402,8 @@ def infer(
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if channels_last is None:
         channels_last = dev.type == "cpu"
+    if dev.type == "cpu":
+        tune_cpu_allocator()
 
     if isinstance(source_or_array, (np.ndarray, torch.Tensor)):
         array = source_or_array
@@ -364,6 +423,9 @@ def infer(
     if progress is not None:
         progress.update(0.0, "scoring candidates")
     was_training = model.training
+    old_threads = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(max(1, int(num_threads)))
     model.eval()
     done = 0
     try:
@@ -380,6 +442,7 @@ def infer(
                     progress.update(done / max(n, 1), f"scored {done}/{n} candidates")
     finally:
         model.train(was_training)
+        torch.set_num_threads(old_threads)
     if done != n:
         raise RuntimeError(f"sample source yielded {done} samples but reports {n}")
     return probs, feats
