@@ -108,8 +108,9 @@ def test_samples_are_normalised_to_unit_range(field):
     src = CandidateSamples(data, labels, rms=0.2, lag1=0.3, cache=None)
     x = src.get(np.arange(len(src)))
     assert x.shape == (len(src), 1, S, S, S) and x.dtype == np.float32
-    np.testing.assert_allclose(x.min(axis=(1, 2, 3, 4)), 0.0)
-    np.testing.assert_allclose(x.max(axis=(1, 2, 3, 4)), 1.0)
+    assert x.min() == 0.0 and x.max() <= 1.0
+    np.testing.assert_array_equal(x.min(axis=(1, 2, 3, 4)), 0.0)
+    np.testing.assert_allclose(x.max(axis=(1, 2, 3, 4)), 1.0, atol=1e-6)
 
 
 def test_reproducible_per_seed_and_independent_of_batching(field):
@@ -270,4 +271,5 @@ def test_l1448_clumpfind_candidates(l1448_cube, tests_data):
     # L1448's noise is nearly white along velocity (about 0 in emission-free areas)
     assert -0.05 < src.lag1 < 0.15
     x = src.get(np.arange(0, len(src), 7))
-    assert np.isfinite(x).all() and x.min() == 0.0 and x.max() == 1.0
+    assert np.isfinite(x).all() and x.min() == 0.0 and x.max() <= 1.0
+    np.testing.assert_allclose(x.max(axis=(1, 2, 3, 4)), 1.0, atol=1e-6)

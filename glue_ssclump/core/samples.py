@@ -306,8 +306,11 @@ def _normalise(batch: np.ndarray) -> None:
     lo = batch.min(axis=axes, keepdims=True)
     span = batch.max(axis=axes, keepdims=True) - lo
     batch -= lo
-    # a constant sample (span 0) is left at all zeros
-    np.divide(batch, span, out=batch, where=span > 0)
+    # a constant sample (span 0) is left at all zeros; (a masked divide is ~10x slower)
+    scale = np.zeros_like(span)
+    np.divide(1.0, span, out=scale, where=span > 0)
+    batch *= scale
+    np.minimum(batch, 1.0, out=batch)  # x * (1 / span) may round one ulp above 1
 
 
 # --------------------------------------------------------------------------------------
