@@ -1,0 +1,101 @@
+"""Echo state of the verification viewer (saved and restored with the glue session)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from echo import CallbackProperty, SelectionCallbackProperty
+from glue.core.data import BaseData
+from glue.viewers.common.state import ViewerState
+
+__all__ = ["ORDERS", "VerificationViewerState", "is_catalog", "is_cube"]
+
+#: Navigation orders: state value -> label shown in the options panel.
+ORDERS = {
+    "catalogue": "Catalogue order",
+    "uncertain": "Most uncertain first (|p_clump - 0.5|)",
+    "snr": "Lowest peak SNR first",
+    "random": "Random sample (seeded)",
+}
+
+
+def _labels(data: BaseData) -> set[str]:
+    return {cid.label for cid in data.main_components}
+
+
+def is_catalog(data: Any) -> bool:
+    """A 1-D glue dataset with a ``clump_id`` column (one row per candidate)."""
+    return isinstance(data, BaseData) and data.ndim == 1 and "clump_id" in _labels(data)
+
+
+def is_cube(data: Any) -> bool:
+    """A 3-D glue dataset with a ``clump_id`` mask component next to the intensity."""
+    return (isinstance(data, BaseData) and data.ndim == 3 and "clump_id" in _labels(data)
+            and len(_labels(data)) >= 2)
+
+
+def _data_label(data: Any) -> str:
+    return getattr(data, "label", str(data))
+
+
+class VerificationViewerState(ViewerState):
+    """State of :class:`~glue_ssclump.qt.viewer.VerificationViewer`.
+
+    Every attribute here is a callback property, so the whole state (including the
+    datasets, by reference) is written into a glue session file and restored from it.
+    """
+
+    catalog_data = SelectionCallbackProperty(
+        docstring="The candidate catalogue (1-D dataset with clump_id)")
+    cube_data = SelectionCallbackProperty(
+        docstring="The cube (3-D dataset with intensity and the clump_id mask)")
+    current_id = CallbackProperty(None, docstring="clump_id of the candidate shown")
+    order = SelectionCallbackProperty(default_index=0, choices=list(ORDERS),
+                                      docstring="Navigation order")
+    unlabelled_only = CallbackProperty(False, docstring="Skip candidates that have a label")
+    advance_after_label = CallbackProperty(True, docstring="Go to the next candidate after "
+                                                           "a label is given")
+    seed = CallbackProperty(0, docstring="Seed of the random order")
+    autosave_path = CallbackProperty("", docstring="Sidecar labels CSV written after "
+                                                   "every label ('' = not yet chosen)")
+    margin_frac = CallbackProperty(0.5, docstring="Margin around the bounding box, as a "
+                                                  "fraction of its extent")
+    margin_min = CallbackProperty(5, docstring="Smallest margin around the bounding box "
+                                               "(pixels)")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__()
+        VerificationViewerState.order.set_display_func(self, ORDERS.get)
+        VerificationViewerState.catalog_data.set_display_func(self, _data_label)
+        VerificationViewerState.cube_data.set_display_func(self, _data_label)
+        self._seed_data_choices(kwargs)
+        self.update_from_dict(kwargs)
+
+    def _seed_data_choices(self, values: dict[str, Any]) -> None:
+        # A selection property only accepts one of its choices; when the state is
+        # built from a session file, the datasets it names are its first choices.
+        for name in ("catalog_data", "cube_data"):
+            data = values.get(name)
+            if data is not None:
+                getattr(VerificationViewerState, name).set_choices(self, [data])
+
+    def refresh_data_choices(self, datasets: Any) -> None:
+        """Offer the catalogues and cubes among ``datasets`` (e.g. the data collection).
+
+        Parameters
+        ----------
+        datasets : iterable of glue Data
+        """
+        datasets = list(datasets)
+        VerificationViewerState.catalog_data.set_choices(
+            self, [d for d in datasets if is_catalog(d)])
+        VerificationViewerState.cube_data.set_choices(
+            self, [d for d in datasets if is_cube(d)])
+
+    def _update_priority(self, name: str) -> int:
+        # Datasets first, then everything that depends on them, current_id last.
+        if name in ("catalog_data", "cube_data"):
+            return 3
+        if name == "current_id":
+            return 0
+        return 1

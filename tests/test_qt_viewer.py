@@ -1,0 +1,595 @@
+"""The verification viewer (glue-qt): display, labelling, navigation, selections, sessions.
+
+Run offscreen: ``QT_QPA_PLATFORM=offscreen GLUE_TESTING=True MPLBACKEND=Agg pytest
+tests/test_qt_viewer.py``. Set ``GLUE_SSCLUMP_SCREENSHOT_DIR`` to also copy the
+L1448 screenshots there (docs/images was made that way).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("glue_qt")
+pytest.importorskip("pytestqt")
+
+from astropy.io import fits  # noqa: E402
+from astropy.wcs import WCS  # noqa: E402
+from glue.core import Data, DataCollection  # noqa: E402
+from glue.core.component import CategoricalComponent, Component  # noqa: E402
+from glue.viewers.image.pixel_selection_subset_state import PixelSubsetState  # noqa: E402
+from qtpy.QtCore import QItemSelectionModel, Qt  # noqa: E402
+
+from glue_ssclump.core.labels import LabelsError, read_labels_csv  # noqa: E402
+from glue_ssclump.qt import register_viewer  # noqa: E402
+from glue_ssclump.qt.candidates import (  # noqa: E402
+    CandidateIndex,
+    candidate_views,
+    crop_slices,
+    outline_segments,
+)
+from glue_ssclump.qt.viewer import CURRENT_SUBSET_LABEL, VerificationViewer  # noqa: E402
+
+# -- synthetic cube + catalogue, built with glue Data directly -------------------------
+
+SHAPE = (24, 32, 40)  # (v, y, x)
+BLOBS = [  # (x, y, z, amplitude K, sigma_xy pix, sigma_v chan)
+    (10, 10, 8, 3.0, 2.0, 1.5),
+    (28, 12, 14, 1.2, 2.5, 2.0),
+    (20, 24, 10, 2.0, 1.5, 1.0),
+    (32, 26, 17, 0.8, 2.0, 1.5),
+]
+SNR = [30.0, 12.0, 20.0, 8.0]
+P_CLUMP = [0.9, 0.52, 0.7, 0.3]  # |p - 0.5| = 0.4, 0.02, 0.2, 0.2
+
+
+def _galactic_wcs() -> WCS:
+    h = fits.Header()
+    h["NAXIS"] = 3
+    h["CTYPE1"], h["CRVAL1"], h["CDELT1"], h["CRPIX1"], h["CUNIT1"] = \
+        "GLON-CAR", 30.0, -0.01, 20.0, "deg"
+    h["CTYPE2"], h["CRVAL2"], h["CDELT2"], h["CRPIX2"], h["CUNIT2"] = \
+        "GLAT-CAR", 0.0, 0.01, 16.0, "deg"
+    h["CTYPE3"], h["CRVAL3"], h["CDELT3"], h["CRPIX3"], h["CUNIT3"] = \
+        "VRAD", 10000.0, 500.0, 1.0, "m/s"
+    return WCS(h)
+
+
+def _synthetic_arrays() -> tuple[np.ndarray, np.ndarray]:
+    z, y, x = np.indices(SHAPE, dtype=float)
+    rng = np.random.default_rng(1)
+    cube = rng.normal(0.0, 0.1, SHAPE)
+    labels = np.zeros(SHAPE, dtype=np.int32)
+    for i, (bx, by, bz, amp, sxy, sv) in enumerate(BLOBS):
+        model = amp * np.exp(-0.5 * (((x - bx) ** 2 + (y - by) ** 2) / sxy ** 2
+                                     + (z - bz) ** 2 / sv ** 2))
+        cube += model
+        labels[(model > 0.3 * amp) & (labels == 0)] = i + 1
+    cube[0, 0, :] = np.nan  # a blank row, as in real cubes
+    return cube.astype(np.float32), labels
+
+
+def make_synthetic(label: str = "synth") -> tuple[Data, Data]:
+    """A cube Data (intensity + clump_id, galactic WCS) and its catalogue, joined."""
+    cube, labels = _synthetic_arrays()
+    wcs = _galactic_wcs()
+    cube_data = Data(label=label, coords=wcs)
+    cube_data.add_component(Component(cube, units="K"), "intensity")
+    cube_data.add_component(Component(labels), "clump_id")
+    n = len(BLOBS)
+    ids = np.arange(1, n + 1)
+    peak = np.array([np.unravel_index(np.nanargmax(np.where(labels == i, cube, -np.inf)),
+                                      SHAPE) for i in ids])  # (z, y, x)
+    lon, lat, vel = wcs.pixel_to_world_values(peak[:, 2], peak[:, 1], peak[:, 0])
+    cat = Data(label=f"{label} candidates")
+    cat.add_component(Component(ids), "clump_id")
+    cat.add_component(CategoricalComponent(np.array(["clumpfind"] * n)), "detector")
+    cat.add_component(Component(np.array([cube[tuple(p)] for p in peak]), units="K"),
+                      "peak_value")
+    for name, col in (("peak_x", 2), ("peak_y", 1), ("peak_z", 0)):
+        cat.add_component(Component(peak[:, col].astype(float)), name)
+    cat.add_component(Component(lon), "cen_lon")
+    cat.add_component(Component(lat), "cen_lat")
+    cat.add_component(Component(vel / 1000.0, units="km / s"), "cen_vel")
+    cat.add_component(Component(vel / 1000.0, units="km / s"), "peak_vel")
+    cat.add_component(Component(np.array([(labels == i).sum() for i in ids])), "npix")
+    cat.add_component(Component(np.array([np.nansum(cube[labels == i]) for i in ids]),
+                                units="K"), "flux")
+    cat.add_component(Component(np.array(SNR)), "snr_peak")
+    cube_data.join_on_key(cat, "clump_id", "clump_id")
+    return cube_data, cat
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A private HOME, so the default autosave path (~/.glue_ssclump) is in tmp."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+def _app(*datasets):
+    from glue_qt.app import GlueApplication
+
+    return GlueApplication(DataCollection(list(datasets)))
+
+
+def _wait_ready(qtbot, viewer) -> None:
+    qtbot.waitUntil(lambda: viewer.is_ready, timeout=30000)
+
+
+@pytest.fixture
+def synth(qtbot, home):
+    cube, cat = make_synthetic()
+    app = _app(cube, cat)
+    viewer = app.new_data_viewer(VerificationViewer, data=cat)
+    _wait_ready(qtbot, viewer)
+    yield app, viewer, cube, cat
+    viewer.close(warn=False)
+    app.close()
+
+
+def _labels(cat: Data) -> np.ndarray:
+    return np.asarray(cat["label"])
+
+
+def _group(dc, label):
+    return next((g for g in dc.subset_groups if g.label == label), None)
+
+
+# -- pure numpy parts ---------------------------------------------------------------------
+
+
+def test_index_boxes_and_sparse_ids():
+    labels = np.zeros((5, 6, 7), dtype=np.int32)
+    labels[1:3, 2:4, 1:6] = 7
+    labels[4, 5, 6] = 2
+    idx = CandidateIndex.build(labels)
+    assert set(idx.boxes) == {2, 7}
+    assert idx.boxes[7] == (slice(1, 3), slice(2, 4), slice(1, 6))
+    big = np.where(labels == 7, 10_000_000, labels).astype(np.int64)
+    assert CandidateIndex.build(big).boxes[10_000_000] == idx.boxes[7]
+    assert CandidateIndex.build(np.zeros((2, 2, 2), int)).boxes == {}
+
+
+def test_crop_margin():
+    box = (slice(10, 14), slice(0, 20), slice(50, 51))
+    crop = crop_slices(box, (100, 100, 60), margin_frac=0.5, margin_min=5)
+    assert crop == (slice(5, 19), slice(0, 30), slice(45, 56))
+
+
+def test_outline_of_one_pixel_and_a_bar():
+    xs, ys = outline_segments(np.array([[True]]), x0=3, y0=4)
+    pts = {(a, b) for a, b in zip(xs, ys, strict=True) if np.isfinite(a)}
+    assert pts == {(2.5, 3.5), (3.5, 3.5), (2.5, 4.5), (3.5, 4.5)}
+    xs, _ = outline_segments(np.array([[True, True, True]]))
+    assert np.isnan(xs).sum() == 8  # 3 bottom + 3 top + 2 ends
+
+
+def test_candidate_views_synthetic():
+    cube, labels = _synthetic_arrays()
+    idx = CandidateIndex.build(labels)
+    v = candidate_views(cube, labels, 1, idx.boxes[1], margin_frac=0.5, margin_min=5,
+                        channel_width=0.5)
+    z, y, x = v.crop
+    sub = np.nan_to_num(cube[v.crop])
+    np.testing.assert_allclose(v.map_lb, sub.sum(0) * 0.5, rtol=1e-5)
+    np.testing.assert_array_equal(v.foot_lb, (labels[v.crop] == 1).any(0))
+    np.testing.assert_array_equal(v.foot_bv, (labels[v.crop] == 1).any(2))
+    assert v.peak_xyz == (10, 10, 8)
+    np.testing.assert_allclose(v.peak_spectrum, cube[v.channels, 10, 10])
+    foot = v.foot_lb
+    expected = np.nanmean(cube[v.channels][:, y, x][:, foot], axis=1)
+    np.testing.assert_allclose(v.mean_spectrum, expected, rtol=1e-5)
+    # margin: at least 5 pixels around the box where the cube allows
+    bz = idx.boxes[1][0]
+    assert z.start == max(0, bz.start - 5) and z.stop == min(SHAPE[0], bz.stop + 5)
+
+
+# -- viewer on the synthetic data -------------------------------------------------------
+
+
+def test_register_viewer():
+    from glue_qt.config import qt_client
+
+    cls = register_viewer()
+    register_viewer()
+    assert cls is VerificationViewer
+    assert sum(m is VerificationViewer for m in qt_client.members) == 1
+
+
+def test_opens_and_shows_first_candidate(synth):
+    app, viewer, cube, cat = synth
+    assert viewer.state.cube_data is cube
+    assert viewer.state.current_id == 1
+    fig = viewer.vfigure
+    lb, lv, bv = fig.maps
+    xs, ys = lb.outline.get_data()
+    assert np.isfinite(xs).sum() > 8
+    # WCS axes in the cube's frame: galactic l / b and velocity in km/s
+    assert lb.ax.coords[0].get_axislabel() == "l"
+    assert lb.ax.coords[1].get_axislabel() == "b"
+    assert lv.ax.coords[2].get_axislabel() == "v (km/s)"
+    # spectra: dashed peak / centroid lines at the catalogue velocities, shaded range
+    peak_panel = fig.spectra[0]
+    assert peak_panel.vpeak.get_linestyle() == "--"
+    v_peak = float(cat["peak_vel"][0])
+    assert peak_panel.vpeak.get_xdata()[0] == pytest.approx(v_peak)
+    assert peak_panel.span.get_width() > 0
+    text = viewer.info_label.text()
+    for word in ("clumpfind", "peak SNR", "30.0", "p_clump", "manual label", "not labelled"):
+        assert word in text
+    assert viewer.title_label.text() == "Candidate 1"
+    viewer.canvas.draw()
+
+
+def test_label_keys_subsets_autosave_undo(synth, qtbot, home):
+    app, viewer, cube, cat = synth
+    dc = app.data_collection
+    qtbot.keyClick(viewer, Qt.Key_Y)
+    assert _labels(cat)[0] == 1
+    assert viewer.state.current_id == 2  # advanced
+    qtbot.keyClick(viewer, Qt.Key_N)
+    qtbot.keyClick(viewer, Qt.Key_U)
+    np.testing.assert_array_equal(_labels(cat), [1, 0, 2, -1])
+    # the integration's subset groups follow, on the catalogue and (via the join) the cube
+    clump = _group(dc, "Labelled: clump")
+    not_clump = _group(dc, "Labelled: not clump")
+    assert clump is not None and not_clump is not None
+    np.testing.assert_array_equal(next(s for s in clump.subsets if s.data is cat).to_mask(),
+                                  [True, False, False, False])
+    cube_mask = next(s for s in not_clump.subsets if s.data is cube).to_mask()
+    np.testing.assert_array_equal(cube_mask, np.asarray(cube["clump_id"]) == 2)
+    # autosave after every label
+    path = Path(viewer.state.autosave_path)
+    assert path.parent == home / ".glue_ssclump"
+    assert read_labels_csv(path) == {1: 1, 2: 0, 3: 2}
+    # undo: label removed, autosave rewritten, back on that candidate
+    qtbot.keyClick(viewer, Qt.Key_Z)
+    np.testing.assert_array_equal(_labels(cat), [1, 0, -1, -1])
+    assert viewer.state.current_id == 3
+    assert read_labels_csv(path) == {1: 1, 2: 0}
+    qtbot.keyClick(viewer, Qt.Key_Backspace)
+    assert read_labels_csv(path) == {1: 1}
+    assert viewer.state.current_id == 2
+    assert "not labelled" in viewer.info_label.text()
+
+
+def test_buttons_and_relabel(synth, qtbot):
+    app, viewer, cube, cat = synth
+    viewer.state.advance_after_label = False
+    qtbot.mouseClick(viewer.buttons[0], Qt.LeftButton)
+    assert _labels(cat)[0] == 0 and viewer.state.current_id == 1
+    qtbot.mouseClick(viewer.buttons[1], Qt.LeftButton)
+    assert _labels(cat)[0] == 1
+    viewer.undo()
+    assert _labels(cat)[0] == 0
+
+
+def test_navigation_keys_and_orders(synth, qtbot):
+    app, viewer, cube, cat = synth
+    for key, expected in ((Qt.Key_J, 2), (Qt.Key_Right, 3), (Qt.Key_Down, 4),
+                          (Qt.Key_Down, 4), (Qt.Key_K, 3), (Qt.Key_Left, 2), (Qt.Key_Up, 1),
+                          (Qt.Key_End, 4), (Qt.Key_Home, 1)):
+        qtbot.keyClick(viewer, key)
+        assert viewer.state.current_id == expected, key
+    viewer.state.order = "snr"
+    np.testing.assert_array_equal(viewer.navigation_ids(), [4, 2, 3, 1])
+    viewer.state.order = "uncertain"  # no p_clump yet: catalogue order, and it says so
+    np.testing.assert_array_equal(viewer.navigation_ids(), [1, 2, 3, 4])
+    assert "no p_clump" in viewer.position_label.text()
+    from glue_ssclump.integration import write_verdicts
+
+    write_verdicts(app.data_collection, cat, p_clump=np.array(P_CLUMP))
+    qtbot.waitUntil(lambda: list(viewer.navigation_ids()) == [2, 3, 4, 1], timeout=5000)
+    viewer.state.order = "random"
+    viewer.state.seed = 3
+    first = list(viewer.navigation_ids())
+    assert sorted(first) == [1, 2, 3, 4]
+    viewer.state.seed = 4
+    viewer.state.seed = 3
+    assert list(viewer.navigation_ids()) == first
+    orders = {tuple(np.random.default_rng(s).permutation(4)) for s in range(10)}
+    assert len(orders) > 1  # the seed matters
+    # unlabelled only: labelled candidates are skipped
+    viewer.state.order = "catalogue"
+    viewer.state.current_id = 1
+    viewer.state.advance_after_label = False
+    qtbot.keyClick(viewer, Qt.Key_Y)  # 1 labelled, stays
+    viewer.state.current_id = 3
+    qtbot.keyClick(viewer, Qt.Key_N)
+    viewer.state.unlabelled_only = True
+    np.testing.assert_array_equal(viewer.navigation_ids(), [2, 4])
+    viewer.state.current_id = 2
+    qtbot.keyClick(viewer, Qt.Key_J)
+    assert viewer.state.current_id == 4
+    qtbot.keyClick(viewer, Qt.Key_K)
+    assert viewer.state.current_id == 2
+
+
+def test_table_selection_changes_current_and_current_subset(synth, qtbot):
+    from glue_qt.viewers.table import TableViewer
+
+    app, viewer, cube, cat = synth
+    dc = app.data_collection
+    table = app.new_data_viewer(TableViewer, data=cat)
+    table.toolbar.actions["table:rowselect"].toggle()
+    table.ui.table.selectionModel().select(
+        table.model.index(2, 0), QItemSelectionModel.ClearAndSelect | QItemSelectionModel.Rows)
+    qtbot.keyClick(table, Qt.Key_Enter)
+    assert viewer.state.current_id == 3
+    # the current candidate is a subset group everywhere (table rows, cube voxels);
+    # it is updated just after the viewer has redrawn
+    qtbot.waitUntil(lambda: _group(dc, CURRENT_SUBSET_LABEL) is not None and next(
+        s for s in _group(dc, CURRENT_SUBSET_LABEL).subsets if s.data is cat).to_mask()[2])
+    group = _group(dc, CURRENT_SUBSET_LABEL)
+    cat_mask = next(s for s in group.subsets if s.data is cat).to_mask()
+    np.testing.assert_array_equal(cat_mask, [False, False, True, False])
+    cube_mask = next(s for s in group.subsets if s.data is cube).to_mask()
+    np.testing.assert_array_equal(cube_mask, np.asarray(cube["clump_id"]) == 3)
+    # a second selection goes to the user's selection group, not to "Current candidate"
+    table.ui.table.selectionModel().select(
+        table.model.index(1, 0), QItemSelectionModel.ClearAndSelect | QItemSelectionModel.Rows)
+    qtbot.keyClick(table, Qt.Key_Enter)
+    assert viewer.state.current_id == 2
+    qtbot.waitUntil(lambda: next(s for s in group.subsets if s.data is cat).to_mask()[1])
+    np.testing.assert_array_equal(next(s for s in group.subsets if s.data is cat).to_mask(),
+                                  [False, True, False, False])
+    table.close(warn=False)
+
+
+def test_click_on_cube_changes_current(synth):
+    from glue.core.command import ApplySubsetState
+
+    app, viewer, cube, cat = synth
+    # what glue's image viewer pixel tool does on a click at (x=28, y=12)
+    state = PixelSubsetState(cube, [slice(None), slice(12, 13), slice(28, 29)])
+    app.session.command_stack.do(ApplySubsetState(data_collection=app.data_collection,
+                                                  subset_state=state, override_mode=None))
+    assert viewer.state.current_id == 2
+
+
+def test_import_and_recovery(synth, qtbot, tmp_path):
+    app, viewer, cube, cat = synth
+    csv_path = tmp_path / "mine.csv"
+    csv_path.write_text("clump_id,label\n2,clump\n4,0\n")
+    assert viewer.import_labels(csv_path) == 2
+    np.testing.assert_array_equal(_labels(cat), [-1, 1, -1, 0])
+    assert read_labels_csv(viewer.state.autosave_path) == {2: 1, 4: 0}
+    viewer.undo()  # an import is one undo step
+    np.testing.assert_array_equal(_labels(cat), [-1, -1, -1, -1])
+    bad = tmp_path / "bad.csv"
+    bad.write_text("clump_id,label\n99,1\n")
+    with pytest.raises(LabelsError):
+        viewer.import_labels(bad)
+    # crash recovery: a fresh copy of the catalogue (no labels) with the same
+    # autosave path picks the autosaved labels up
+    viewer.import_labels(csv_path)
+    sidecar = viewer.state.autosave_path
+    viewer.close(warn=False)
+    cube2, cat2 = make_synthetic("synth2")
+    app.data_collection.extend([cube2, cat2])
+    viewer2 = app.new_data_viewer(VerificationViewer)
+    viewer2.state.autosave_path = sidecar
+    viewer2.add_data(cat2)
+    np.testing.assert_array_equal(_labels(cat2), [-1, 1, -1, 0])
+    assert "restored" in viewer2.status_label.text()
+    # a sidecar that disagrees with labels already in the catalogue is kept aside
+    viewer2.close(warn=False)
+    with open(sidecar, "w", newline="") as fh:
+        csv.writer(fh).writerows([["clump_id", "label"], [1, 2]])
+    viewer3 = app.new_data_viewer(VerificationViewer)
+    viewer3.state.autosave_path = sidecar
+    viewer3.add_data(cat2)
+    np.testing.assert_array_equal(_labels(cat2), [-1, 1, -1, 0])
+    kept = [p for p in Path(sidecar).parent.iterdir() if p.name != Path(sidecar).name
+            and p.name.startswith(Path(sidecar).stem)]
+    assert len(kept) == 1 and read_labels_csv(kept[0]) == {1: 2}
+    viewer3.close(warn=False)
+
+
+def test_session_round_trip(synth, qtbot, tmp_path):
+    from glue_qt.app import GlueApplication
+
+    app, viewer, cube, cat = synth
+    viewer.state.order = "snr"
+    viewer.state.margin_frac = 1.0
+    viewer.state.margin_min = 3
+    viewer.state.current_id = 3
+    viewer.state.advance_after_label = False
+    qtbot.keyClick(viewer, Qt.Key_N)
+    viewer.state.unlabelled_only = True
+    autosave = viewer.state.autosave_path
+    session = tmp_path / "verify.glu"
+    app.save_session(str(session), include_data=True)
+    app2 = GlueApplication.restore_session(str(session), show=False)
+    try:
+        viewers = [v for tab in app2.viewers for v in tab if isinstance(v, VerificationViewer)]
+        assert len(viewers) == 1
+        v2 = viewers[0]
+        _wait_ready(qtbot, v2)
+        cat2 = next(d for d in app2.data_collection if d.label == cat.label)
+        cube2 = next(d for d in app2.data_collection if d.label == cube.label)
+        assert v2.state.catalog_data is cat2 and v2.state.cube_data is cube2
+        assert v2.state.current_id == 3
+        assert v2.state.order == "snr"
+        assert v2.state.margin_frac == 1.0 and v2.state.margin_min == 3
+        assert v2.state.unlabelled_only is True
+        assert v2.state.autosave_path == autosave
+        np.testing.assert_array_equal(_labels(cat2), [-1, -1, 0, -1])
+        assert "not clump" in v2.info_label.text()
+        qtbot.keyClick(v2, Qt.Key_Y)
+        np.testing.assert_array_equal(_labels(cat2), [-1, -1, 1, -1])
+        assert read_labels_csv(autosave) == {3: 1}
+    finally:
+        app2.close()
+
+
+def test_state_options_widget_autoconnected(synth):
+    app, viewer, cube, cat = synth
+    ui = viewer.options_widget().ui
+    ui.combosel_order.setCurrentIndex(2)
+    assert viewer.state.order == "snr"
+    ui.bool_unlabelled_only.setChecked(True)
+    assert viewer.state.unlabelled_only is True
+    viewer.state.margin_min = 7
+    assert ui.value_margin_min.value() == 7
+    ui.text_autosave_path.setText("/tmp/x.csv")
+    ui.text_autosave_path.editingFinished.emit()
+    assert viewer.state.autosave_path == "/tmp/x.csv"
+    assert ui.combosel_catalog_data.currentText() == cat.label
+
+
+# -- real data: L1448 13CO -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def l1448_detection():
+    from glue_ssclump.core.cube import read_cube
+    from glue_ssclump.integration import compute_candidates
+
+    path = Path(__file__).parent.parent / "glue_ssclump" / "data" / "l1448_13co.fits"
+    cube = read_cube(path)
+    labels, table = compute_candidates(cube, "clumpfind")
+    return cube, labels, table
+
+
+@pytest.fixture
+def l1448(qtbot, home, l1448_detection):
+    from glue_ssclump.integration import make_catalog_data, make_cube_data
+
+    ppv, labels, table = l1448_detection
+    cube = make_cube_data(ppv, labels, "l1448_13co")
+    cat = make_catalog_data(table, "l1448_13co candidates (clumpfind)")
+    cube.join_on_key(cat, "clump_id", "clump_id")
+    app = _app(cube, cat)
+    viewer = app.new_data_viewer(VerificationViewer, data=cube)
+    _wait_ready(qtbot, viewer)
+    yield app, viewer, cube, cat
+    viewer.close(warn=False)
+    app.close()
+
+
+def _show_biggest(viewer, cat, rank: int = 0) -> int:
+    npix = np.asarray(cat["npix"])
+    cid = int(np.asarray(cat["clump_id"])[np.argsort(-npix, kind="stable")[rank]])
+    viewer.state.current_id = cid
+    return cid
+
+
+def _save_screenshot(viewer, name: str, tmp_path: Path) -> Path:
+    viewer.viewer_size = (1280, 720)
+    viewer.canvas.draw()
+    out = tmp_path / name
+    assert viewer.grab().save(str(out))
+    target = os.environ.get("GLUE_SSCLUMP_SCREENSHOT_DIR")
+    if target:
+        Path(target).mkdir(parents=True, exist_ok=True)
+        shutil.copy(out, Path(target) / name)
+    return out
+
+
+def test_l1448_display_label_and_screenshot(l1448, qtbot, tmp_path):
+    app, viewer, cube, cat = l1448
+    assert viewer.state.catalog_data is cat  # found from the cube through the join
+    cid = _show_biggest(viewer, cat)
+    lb = viewer.vfigure.maps[0]
+    assert lb.ax.coords[0].get_axislabel() == "RA"
+    assert lb.ax.coords[1].get_axislabel() == "Dec"
+    xs, _ = lb.outline.get_data()
+    assert np.isfinite(xs).sum() > 20
+    image = lb.image.get_array()
+    assert image.shape[0] > 10 and np.nanmax(image) > 0
+    assert f"Candidate {cid}" == viewer.title_label.text()
+    shot = _save_screenshot(viewer, "viewer_l1448.png", tmp_path)
+    from qtpy.QtGui import QImage
+
+    img = QImage(str(shot))
+    assert img.width() >= 1200 and img.height() >= 600
+    # label with the keyboard on real data
+    viewer.state.advance_after_label = False
+    qtbot.keyClick(viewer, Qt.Key_Y)
+    row = int(np.flatnonzero(np.asarray(cat["clump_id"]) == cid)[0])
+    assert np.asarray(cat["label"])[row] == 1
+    assert read_labels_csv(viewer.state.autosave_path) == {cid: 1}
+    _show_biggest(viewer, cat, rank=3)
+    qtbot.keyClick(viewer, Qt.Key_N)
+    _save_screenshot(viewer, "viewer_l1448_second.png", tmp_path)
+    group = _group(app.data_collection, "Labelled: not clump")
+    assert next(s for s in group.subsets if s.data is cat).to_mask().sum() == 1
+
+
+def test_l1448_every_candidate_renders(l1448, l1448_detection):
+    app, viewer, cube, cat = l1448
+    _, labels, _ = l1448_detection
+    # every candidate's cut-out: footprints match the mask, spectra are finite
+    index = CandidateIndex.build(labels)
+    ids = np.asarray(cat["clump_id"])
+    assert set(index.boxes) == set(ids.tolist())
+    values = np.asarray(cube["intensity"])
+    for cid in ids:
+        v = candidate_views(values, labels, int(cid), index.boxes[int(cid)])
+        assert v.foot_lb.sum() == (labels[v.crop] == cid).any(0).sum() > 0
+        assert np.isfinite(v.peak_spectrum).all()
+    # and the viewer steps through a stretch of them, each drawn
+    viewer.state.order = "random"
+    seen = set()
+    for _ in range(40):
+        assert viewer.next_candidate()
+        seen.add(viewer.state.current_id)
+        assert viewer.vfigure.maps[0].ax.get_visible()
+        assert np.isfinite(viewer.vfigure.maps[0].outline.get_data()[0]).any()
+    assert len(seen) == 40
+    viewer.canvas.draw()
+
+
+def test_l1448_in_the_glue_application(l1448, qtbot, tmp_path):
+    """The verification viewer next to glue's table and image viewers: the current
+    candidate and the labels are subsets that those viewers show."""
+    from glue_qt.viewers.image import ImageViewer
+    from glue_qt.viewers.table import TableViewer
+
+    app, viewer, cube, cat = l1448
+    dc = app.data_collection
+    image = app.new_data_viewer(ImageViewer, data=cube)
+    table = app.new_data_viewer(TableViewer, data=cat)
+    viewer.state.advance_after_label = True
+    cid = _show_biggest(viewer, cat, rank=1)
+    for key in (Qt.Key_Y, Qt.Key_N, Qt.Key_Y):
+        qtbot.keyClick(viewer, key)
+    viewer.state.current_id = cid
+    qtbot.waitUntil(lambda: next(s for s in _group(dc, CURRENT_SUBSET_LABEL).subsets
+                                 if s.data is cat).to_mask().sum() == 1)
+    row = int(np.flatnonzero(np.asarray(cat["clump_id"]) == cid)[0])
+    peak_z = int(np.asarray(cat["peak_z"])[row])
+    image.state.slices = (peak_z, 0, 0)
+    labelled = {g.label for g in dc.subset_groups}
+    assert {CURRENT_SUBSET_LABEL, "Labelled: clump", "Labelled: not clump"} <= labelled
+    # the image viewer shows the current candidate's voxels on this channel
+    layer = next(la for la in image.layers if getattr(la.layer, "group", None) is not None
+                 and la.layer.group.label == CURRENT_SUBSET_LABEL)
+    mask = layer.layer.to_mask(view=(peak_z, slice(None), slice(None)))
+    np.testing.assert_array_equal(mask, np.asarray(cube["clump_id"])[peak_z] == cid)
+    assert mask.any()
+    app.resize(1800, 1000)
+    app.show()
+    image.viewer_size = (520, 470)
+    image.position = (0, 0)
+    table.viewer_size = (520, 420)
+    table.position = (0, 475)
+    viewer.viewer_size = (920, 700)
+    viewer.position = (525, 0)
+    qtbot.wait(200)
+    image.figure.canvas.draw()
+    viewer.canvas.draw()
+    out = tmp_path / "glue_app_l1448.png"
+    assert app.grab().save(str(out))
+    target = os.environ.get("GLUE_SSCLUMP_SCREENSHOT_DIR")
+    if target:
+        shutil.copy(out, Path(target) / out.name)
+    image.close(warn=False)
+    table.close(warn=False)
