@@ -16,6 +16,7 @@ from glue_ssclump.core.samples import (
     ar1_noise,
     bounding_boxes,
     noise_lag1,
+    zoom_cubic,
 )
 
 S = SAMPLE_SIZE
@@ -89,6 +90,18 @@ def test_long_candidate_is_shrunk_to_30(field):
     # the cubic spline keeps the ramp: 1 K at one end, 5 K at the other, linear between
     profile = raw[14, 14, :]
     np.testing.assert_allclose(profile, np.linspace(1.0, 5.0, 30), atol=0.05)
+
+
+@pytest.mark.parametrize("shape", [(40, 33, 50), (5, 31, 3), (1, 45, 1)])
+def test_zoom_cubic_equals_ndimage_zoom(shape):
+    from scipy import ndimage
+
+    values = np.random.default_rng(1).normal(size=shape)
+    target = tuple(max(1, round(n * 30 / max(shape))) for n in shape)
+    expect = ndimage.zoom(values, np.array(target) / shape, order=3)
+    got = zoom_cubic(values, target)
+    assert got.shape == expect.shape == target
+    np.testing.assert_allclose(got, expect, rtol=0, atol=1e-12)
 
 
 def test_nan_voxels_count_as_outside_the_mask(field):

@@ -5,7 +5,8 @@ A sample is built from the cube ``data`` (``(v, y, x)``, K) and a label mask:
 1. cut the candidate's voxels (``data`` where ``labels == clump_id``, zero elsewhere;
    NaN counts as outside the mask) to the mask's bounding box;
 2. if the largest side ``d`` exceeds 30, shrink uniformly by ``30 / d`` with a cubic
-   spline (:func:`scipy.ndimage.zoom`, order 3; the mask itself with nearest neighbour);
+   spline (:func:`scipy.ndimage.zoom` order 3, evaluated separably by
+   :func:`zoom_cubic`; the mask itself with nearest neighbour);
 3. place it centred in a 30^3 cube (``(30 - d) // 2`` before, the rest after);
 4. fill every voxel outside the (shrunk, placed) mask with background noise of the
    cube's own rms and lag-1 velocity correlation (AR(1) along the velocity axis);
@@ -21,7 +22,7 @@ scaled by the rms: block offset, flips of each axis, a y/x transpose and the sig
 derived from a hash of ``(seed, clump_id)``.  That keeps every sample reproducible and
 independent of batch order and size, gives about 5 million distinct noise blocks (the
 reference had one) and costs a copy instead of 27,000 fresh normal draws per sample
-(drawing them is about 20x slower than building the rest of the sample).
+(drawing them took longer than building all the rest of a sample).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import queue
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -46,6 +48,7 @@ __all__ = [
     "SampleSource",
     "ar1_noise",
     "bounding_boxes",
+    "zoom_cubic",
     "make_sample",
     "noise_lag1",
 ]
@@ -235,13 +238,44 @@ def bounding_boxes(labels: np.ndarray, max_label: int | None = None) -> list[tup
     return ndimage.find_objects(labels, max_label=max_label)
 
 
+@lru_cache(maxsize=512)
+def _spline_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """``(n_out, n_in)`` matrix of 1-D ``scipy.ndimage.zoom(order=3)`` from n_in to n_out."""
+    w = ndimage.zoom(np.eye(n_in), (n_out / n_in, 1.0), order=3)
+    w.flags.writeable = False
+    return w
+
+
+def zoom_cubic(values: np.ndarray, target: tuple[int, ...]) -> np.ndarray:
+    """``scipy.ndimage.zoom(values, target / shape, order=3)``, evaluated separably.
+
+    The cubic B-spline zoom is a tensor product of one 1-D linear map per axis, so it
+    is applied as one small matrix product per axis (the matrices are cached).  The
+    result equals ``ndimage.zoom`` to rounding (1e-15) and is 5-20x faster for the
+    crops of large candidates; ``einsum`` rather than BLAS keeps it single-threaded
+    (a threaded BLAS on small matrices is slow on busy machines).
+    """
+    out = np.asarray(values, dtype=np.float64)
+    for axis in np.argsort(out.shape, kind="stable")[::-1]:
+        n_in, n_out = out.shape[axis], int(target[axis])
+        if n_in == n_out:
+            continue
+        moved = np.moveaxis(out, axis, 0)
+        out = np.moveaxis(np.einsum("ai,i...->a...", _spline_matrix(n_in, n_out), moved), 0, axis)
+    return out
+
+
 def _shrunk(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Shrink a crop whose largest side exceeds SAMPLE_SIZE to fit (METHOD.md section 1)."""
+    """Shrink a crop whose largest side exceeds SAMPLE_SIZE to fit (METHOD.md section 1).
+
+    Values: cubic spline (``ndimage.zoom`` order 3, see :func:`zoom_cubic`); mask:
+    nearest neighbour on the same grid.
+    """
     shape = np.array(values.shape)
     factor = SAMPLE_SIZE / shape.max()
-    target = np.maximum(1, np.round(shape * factor)).astype(int)
-    zooms = target / shape
-    values = ndimage.zoom(values.astype(np.float64, copy=False), zooms, order=3)
+    target = tuple(int(t) for t in np.maximum(1, np.round(shape * factor)))
+    zooms = np.array(target) / shape
+    values = zoom_cubic(values, target)
     small = ndimage.zoom(mask.view(np.uint8), zooms, order=0).astype(bool)
     if not small.any() and mask.any():
         # a thin candidate the nearest-neighbour grid stepped over: keep its peak voxel
