@@ -76,7 +76,7 @@ RESTFRQ_13CO = 110.2013543e9
 PIXEL_ARCSEC = 30.0
 CHANNEL_KMS = 0.166
 FWHM_TO_SIGMA = 1.0 / math.sqrt(8.0 * math.log(2.0))
-#: Channels generated per block (noise, diffuse field): bounds the working memory.
+#: Voxels per block of channels (noise, diffuse field): bounds the working memory.
 CHUNK_VOXELS = 4_000_000
 
 
