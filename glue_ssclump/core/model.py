@@ -28,8 +28,15 @@ Differences from the reference code that change no shape:
 * BatchNorm uses Keras' defaults (eps 1e-3, running-average momentum 0.99, i.e. PyTorch
   ``momentum=0.01``) and weights are Glorot-uniform with zero biases, as in Keras.
 
-About 2.33 M parameters and 28.7 M multiply-adds per sample (:func:`count_macs`); 90 %
-of the arithmetic is in the three convolutions of the stem and residual block.
+About 2.33 M parameters and 28.7 M multiply-adds per sample (:func:`count_macs`): the
+stem and residual-block convolutions hold 79 % of the arithmetic (the 32 -> 32 one alone
+49 %), the last convolution 12 %, the dense layers 8 %.
+
+Speed notes (measured in ``benchmarks/bench_model_speed.py``): the stride-1 stem pool
+is computed as three pairwise maxima with its own lean backward, because PyTorch's CPU
+``max_pool3d`` took about half of the forward time; :func:`infer` runs under
+``torch.inference_mode`` with channels-last 3D inputs and keeps glibc from unmapping
+large buffers (:func:`~glue_ssclump.core.device.tune_cpu_allocator`).
 """
 
 from __future__ import annotations
