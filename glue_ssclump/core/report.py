@@ -142,7 +142,9 @@ def plot_training(history: Sequence[EpochRecord], path: str | Path,
                               ms=3, color=color, label=f"selected '{name}'")
         ax_score.set_ylabel("candidates")
         ax_score.set_title("pseudo-label counts (no held-out set)")
-        ax_score.legend(loc="best", fontsize="small", framealpha=0.8)
+        top = max(max(r.cluster_sizes) for r in records)
+        ax_score.set_ylim(0, 1.6 * top)  # room for the legend above the curves
+        ax_score.legend(loc="upper center", fontsize="small", ncols=2, framealpha=0.8)
     ax_score.set_xlabel("epoch")
     for ax in (ax_loss, ax_nmi, ax_score):
         ax.grid(alpha=0.3)

@@ -26,7 +26,16 @@ Deviations from the reference code, on purpose:
   cross-entropy to softmax outputs);
 * CPU-sized default batches (128, the reference uses 1000: see :class:`TrainConfig`);
 * in a batch that holds a single class that class gets weight 1 (the reference's
-  per-batch weights ``N_batch / (2 N_class)`` divide by zero there).
+  per-batch weights ``N_batch / (2 N_class)`` divide by zero there);
+* after the training passes the BatchNorm running statistics are recomputed over the
+  epoch's training samples (``recalibrate_bn``).  With Keras' running-average momentum
+  (0.99) and the few steps an epoch has on a few hundred candidates, inference-mode
+  outputs otherwise lag far behind the weights: on a 40-candidate synthetic set every
+  probability stayed within 0.45-0.5 after 3 epochs without it; with it most were
+  below 0.1 or above 0.85 and the held-out F1 was 0.97-1.0.
+
+Reproducibility: for a fixed ``seed`` (and thread count) two CPU runs give identical
+histories and weights; the caller's torch RNG state is left untouched.
 """
 
 from __future__ import annotations
