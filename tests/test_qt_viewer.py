@@ -202,7 +202,7 @@ def test_register_viewer():
     assert sum(m is VerificationViewer for m in qt_client.members) == 1
 
 
-def test_opens_and_shows_first_candidate(synth):
+def test_opens_and_shows_first_candidate(synth, qtbot, tmp_path):
     app, viewer, cube, cat = synth
     assert viewer.state.cube_data is cube
     assert viewer.state.current_id == 1
@@ -225,6 +225,16 @@ def test_opens_and_shows_first_candidate(synth):
         assert word in text
     assert viewer.title_label.text() == "Candidate 1"
     viewer.canvas.draw()
+    # the figure on screen is rendered off the GUI thread; the next candidates are
+    # prefetched, so moving on shows them at once
+    _wait_drawn(qtbot, viewer)
+    qtbot.waitUntil(lambda: viewer.rendering_idle, timeout=60000)
+    qtbot.keyClick(viewer, Qt.Key_J)
+    assert viewer.state.current_id == 2 and viewer.display_is_current
+    qtbot.keyClick(viewer, Qt.Key_K)
+    assert viewer.state.current_id == 1 and viewer.display_is_current
+    viewer.save_figure(tmp_path / "candidate_1.png")
+    assert (tmp_path / "candidate_1.png").stat().st_size > 20000
 
 
 def test_label_keys_subsets_autosave_undo(synth, qtbot, home):
@@ -277,6 +287,11 @@ def test_navigation_keys_and_orders(synth, qtbot):
                           (Qt.Key_End, 4), (Qt.Key_Home, 1)):
         qtbot.keyClick(viewer, key)
         assert viewer.state.current_id == expected, key
+    # keys typed on the figure (after a click on it) reach the viewer too
+    qtbot.keyClick(viewer.view, Qt.Key_J)
+    assert viewer.state.current_id == 2
+    qtbot.keyClick(viewer.view, Qt.Key_K)
+    assert viewer.state.current_id == 1
     viewer.state.order = "snr"
     np.testing.assert_array_equal(viewer.navigation_ids(), [4, 2, 3, 1])
     viewer.state.order = "uncertain"  # no p_clump yet: catalogue order, and it says so
@@ -481,9 +496,16 @@ def _show_biggest(viewer, cat, rank: int = 0) -> int:
     return cid
 
 
-def _save_screenshot(viewer, name: str, tmp_path: Path) -> Path:
+def _wait_drawn(qtbot, viewer) -> None:
+    qtbot.waitUntil(lambda: viewer.display_is_current, timeout=60000)
+
+
+def _save_screenshot(viewer, qtbot, name: str, tmp_path: Path) -> Path:
     viewer.viewer_size = (1280, 720)
-    viewer.canvas.draw()
+    viewer.grab()  # lays the (hidden) window out at its new size
+    qtbot.wait(200)  # the resize is debounced, then the figure re-rendered
+    _wait_drawn(qtbot, viewer)
+    assert viewer.view.width() > 900
     out = tmp_path / name
     assert viewer.grab().save(str(out))
     target = os.environ.get("GLUE_SSCLUMP_SCREENSHOT_DIR")
@@ -505,7 +527,7 @@ def test_l1448_display_label_and_screenshot(l1448, qtbot, tmp_path):
     image = lb.image.get_array()
     assert image.shape[0] > 10 and np.nanmax(image) > 0
     assert f"Candidate {cid}" == viewer.title_label.text()
-    shot = _save_screenshot(viewer, "viewer_l1448.png", tmp_path)
+    shot = _save_screenshot(viewer, qtbot, "viewer_l1448.png", tmp_path)
     from qtpy.QtGui import QImage
 
     img = QImage(str(shot))
@@ -518,7 +540,7 @@ def test_l1448_display_label_and_screenshot(l1448, qtbot, tmp_path):
     assert read_labels_csv(viewer.state.autosave_path) == {cid: 1}
     _show_biggest(viewer, cat, rank=3)
     qtbot.keyClick(viewer, Qt.Key_N)
-    _save_screenshot(viewer, "viewer_l1448_second.png", tmp_path)
+    _save_screenshot(viewer, qtbot, "viewer_l1448_second.png", tmp_path)
     group = _group(app.data_collection, "Labelled: not clump")
     assert next(s for s in group.subsets if s.data is cat).to_mask().sum() == 1
 
@@ -575,7 +597,7 @@ def test_l1448_in_the_glue_application(l1448, qtbot, tmp_path):
     mask = layer.layer.to_mask(view=(peak_z, slice(None), slice(None)))
     np.testing.assert_array_equal(mask, np.asarray(cube["clump_id"])[peak_z] == cid)
     assert mask.any()
-    app.resize(1800, 1000)
+    app.resize(1960, 1000)
     app.show()
     image.viewer_size = (520, 470)
     image.position = (0, 0)
@@ -583,9 +605,11 @@ def test_l1448_in_the_glue_application(l1448, qtbot, tmp_path):
     table.position = (0, 475)
     viewer.viewer_size = (920, 700)
     viewer.position = (525, 0)
-    qtbot.wait(200)
+    # the verification viewer active: its options panel (.ui) is the one shown
+    app.current_tab.setActiveSubWindow(viewer.parent())
+    qtbot.wait(300)
+    _wait_drawn(qtbot, viewer)
     image.figure.canvas.draw()
-    viewer.canvas.draw()
     out = tmp_path / "glue_app_l1448.png"
     assert app.grab().save(str(out))
     target = os.environ.get("GLUE_SSCLUMP_SCREENSHOT_DIR")

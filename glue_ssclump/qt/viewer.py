@@ -35,7 +35,7 @@ from glue.core.exceptions import IncompatibleAttribute
 from glue.core.subset import ElementSubsetState, InequalitySubsetState, SliceSubsetState
 from glue.viewers.common.tool import Tool
 from glue_qt.viewers.common.data_viewer import DataViewer
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from qtpy import QtCore, QtWidgets
 from qtpy.QtCore import Qt
@@ -56,6 +56,7 @@ from ..integration.writeback import LABEL, P_CLUMP, VERDICT, write_verdicts
 from .candidates import CandidateIndex, candidate_views
 from .figure import OUTLINE, VerificationFigure, cube_geometry
 from .options_widget import VerificationOptionsWidget
+from .render import DPI, FigureView, ImageCache, RenderJob, RenderWorker
 from .state import VerificationViewerState, is_catalog, is_cube
 
 log = logging.getLogger(__name__)
@@ -209,7 +210,7 @@ class SaveFigureTool(Tool):
             self.viewer, "Save figure", f"candidate_{self.viewer.state.current_id}.png",
             "Images (*.png *.pdf *.svg)")
         if path:
-            self.viewer.figure.savefig(path, dpi=150)
+            self.viewer.save_figure(path)
 
 
 class VerificationViewer(DataViewer):
@@ -272,13 +273,26 @@ class VerificationViewer(DataViewer):
         layout = QtWidgets.QHBoxLayout(central)
         layout.setContentsMargins(2, 2, 2, 2)
 
-        self.figure = Figure(figsize=(9, 6), dpi=100)
-        self.canvas = FigureCanvasQTAgg(self.figure)
-        # Keys belong to the viewer (labelling), not to matplotlib.
-        self.canvas.setFocusPolicy(Qt.NoFocus)
-        self.canvas.setMinimumSize(480, 360)
+        # What is on screen is rendered by a worker thread (render.py); this figure
+        # mirrors the current candidate for saving and inspection and is drawn only
+        # on demand.
+        self.figure = Figure(figsize=(9.6, 6.4), dpi=DPI)
+        self.canvas = FigureCanvasAgg(self.figure)
         self.vfigure = VerificationFigure(self.figure)
-        layout.addWidget(self.canvas, stretch=1)
+        self.view = FigureView()
+        self.view.setFocusPolicy(Qt.ClickFocus)  # a click on the figure gives keys to the viewer
+        layout.addWidget(self.view, stretch=1)
+        self._renderer = RenderWorker()
+        self._renderer.rendered.connect(self._on_rendered)
+        self._cache = ImageCache()
+        self._generation = 0
+        self._displayed_key: tuple | None = None
+        self._received = 0
+        self._resize_timer = QtCore.QTimer(self)
+        self._resize_timer.setSingleShot(True)
+        self._resize_timer.setInterval(120)
+        self._resize_timer.timeout.connect(self._request_render)
+        self.view.resized.connect(self._resize_timer.start)
 
         side = QtWidgets.QWidget()
         side.setFixedWidth(265)
@@ -467,6 +481,7 @@ class VerificationViewer(DataViewer):
 
     def closeEvent(self, event: Any) -> None:
         self._closed = True
+        self._renderer.stop()
         for thread in self._threads:
             thread.wait()
         super().closeEvent(event)
@@ -513,6 +528,8 @@ class VerificationViewer(DataViewer):
         self._index = None
         self._index_error = None
         self._index_token += 1
+        self._generation += 1
+        self._cache.clear()
         if data is None:
             self._cube = None
             self.vfigure.setup(None)
@@ -524,10 +541,12 @@ class VerificationViewer(DataViewer):
             self._cube = None
             self.vfigure.setup(None)
             self.status(f"cannot use {data.label!r} as the cube: {exc}")
+            self.view.set_message(f"{data.label!r} cannot be used as the cube: {exc}")
             return
         self.vfigure.setup(self._cube.geometry)
-        self.vfigure.message("Indexing the candidates of the cube…")
-        self.canvas.draw_idle()
+        self._renderer.set_cube(self._generation, self._cube.intensity, self._cube.labels,
+                                self._cube.geometry)
+        self.view.set_message("Indexing the candidates of the cube…")
         thread = _IndexThread(self._index_token, self._cube.labels, parent=self)
         thread.built.connect(self._on_index_built)
         thread.finished.connect(lambda t=thread: self._forget_thread(t))
@@ -678,41 +697,127 @@ class VerificationViewer(DataViewer):
     def _redraw_current(self, *args: Any) -> None:
         cid = self.state.current_id
         cube, cat = self._cube, self._catalog
+        message = ""
         if cube is None:
-            self.vfigure.message("Choose a cube with a clump_id mask in the options panel")
+            message = "Choose a cube with a clump_id mask in the options panel"
         elif cat is None:
-            self.vfigure.message("Choose a candidate catalogue in the options panel")
+            message = "Choose a candidate catalogue in the options panel"
         elif self._index is None:
-            self.vfigure.message(self._index_error or "Indexing the candidates of the cube…")
+            message = self._index_error or "Indexing the candidates of the cube…"
         elif cid is None:
-            self.vfigure.message("No candidate to show")
+            message = "No candidate to show"
         elif int(cid) not in self._index.boxes:
-            self.vfigure.message(f"Candidate {cid} has no voxels in {cube.data.label!r}'s "
-                                 "clump_id mask (catalogue and cube do not match?)")
-        else:
-            self._draw_candidate(int(cid))
-        self.canvas.draw_idle()
+            message = (f"Candidate {cid} has no voxels in {cube.data.label!r}'s clump_id "
+                       "mask (catalogue and cube do not match?)")
+        if message:
+            self.vfigure.message(message)
+            self.view.set_message(message)
+            self._displayed_key = None
+            return
+        job = self._job_for(int(cid))
+        self.vfigure.show(
+            candidate_views(cube.intensity, cube.labels, job.cid, job.box,  # type: ignore[union-attr]
+                            margin_frac=job.margins[0], margin_min=job.margins[1],
+                            peak_xyz=job.peak, channel_width=cube.geometry.channel_width),  # type: ignore[union-attr]
+            job.v_peak, job.v_cen)
+        self._request_render()
 
-    def _draw_candidate(self, cid: int) -> None:
+    def _job_for(self, cid: int) -> RenderJob:
+        """What the render worker needs to draw candidate ``cid`` at the view's size."""
         cube, cat = self._cube, self._catalog
-        assert cube is not None and cat is not None and self._index is not None
-        row = cat.row_of.get(cid)
-        peak = None
-        v_peak = v_cen = None
-        if row is not None:
+        assert cube is not None and self._index is not None
+        peak = v_peak = v_cen = None
+        row = cat.row_of.get(cid) if cat is not None else None
+        if row is not None and cat is not None:
             values = [cat.value(name, row) for name in ("peak_x", "peak_y", "peak_z")]
-            if all(v is not None and np.isfinite(v) for v in values):
+            if all(_as_float(v) is not None for v in values):
                 peak = tuple(int(round(float(v))) for v in values)
-            v_peak = _as_float(cat.value("peak_vel", row))
-            v_cen = _as_float(cat.value("cen_vel", row))
-        geo = cube.geometry
-        if geo.velocity_unit != "km/s":
-            v_peak = v_cen = None
-        views = candidate_views(
-            cube.intensity, cube.labels, cid, self._index.boxes[cid],
-            margin_frac=float(self.state.margin_frac), margin_min=int(self.state.margin_min),
-            peak_xyz=peak, channel_width=geo.channel_width)  # type: ignore[arg-type]
-        self.vfigure.show(views, v_peak, v_cen)
+            if cube.geometry.velocity_unit == "km/s":
+                v_peak = _as_float(cat.value("peak_vel", row))
+                v_cen = _as_float(cat.value("cen_vel", row))
+        key = (self._generation, cid, float(self.state.margin_frac),
+               int(self.state.margin_min), *self.view.pixel_size())
+        return RenderJob(key=key, cid=cid, box=self._index.boxes[cid], peak=peak,
+                         v_peak=v_peak, v_cen=v_cen)
+
+    def _current_key(self) -> tuple | None:
+        cid = self.state.current_id
+        if self._index is None or self._cube is None or cid is None \
+                or int(cid) not in self._index.boxes:
+            return None
+        return self._job_for(int(cid)).key
+
+    def _request_render(self) -> None:
+        """Show the current candidate's image if rendered; queue it and its neighbours."""
+        cid = self.state.current_id
+        if self._index is None or self._cube is None or cid is None \
+                or int(cid) not in self._index.boxes:
+            return
+        current = self._job_for(int(cid))
+        image = self._cache.get(current.key)
+        if image is not None:
+            self.view.set_image(image)
+            self._displayed_key = current.key
+        else:
+            self.view.set_stale(True)
+        jobs = [current] if image is None else []
+        for other in self._neighbour_ids():
+            if other in self._index.boxes:
+                job = self._job_for(other)
+                if job.key not in self._cache:
+                    jobs.append(job)
+        self._renderer.submit(jobs)
+
+    def _on_rendered(self, key: tuple, result: object) -> None:
+        self._received += 1
+        if self._closed or key[0] != self._generation:
+            return
+        current = self._current_key()
+        if isinstance(result, Exception):
+            log.error("could not draw candidate %s: %s", key[1], result)
+            if key == current:
+                self.view.set_message(f"Could not draw candidate {key[1]}: {result}")
+                self.status(f"could not draw candidate {key[1]}: {result}")
+            return
+        self._cache.put(key, result)  # type: ignore[arg-type]
+        if key == current:
+            self.view.set_image(result)  # type: ignore[arg-type]
+            self._displayed_key = key
+
+    @property
+    def display_is_current(self) -> bool:
+        """True when the figure on screen is the current candidate's (at this size)."""
+        key = self._current_key()
+        return key is not None and key == self._displayed_key
+
+    @property
+    def rendering_idle(self) -> bool:
+        """True when nothing is queued for rendering and every image has arrived."""
+        return self._renderer.idle and self._received == self._renderer.emitted
+
+    def _neighbour_ids(self, ahead: int = 2, behind: int = 1) -> list[int]:
+        """The candidates around the current one in the navigation order (prefetched)."""
+        cat, row = self._catalog, self._current_row()
+        if cat is None or row is None or self._order.size == 0:
+            return []
+        pos = int(self._pos_of_row[row])
+        window = self._order[max(0, pos - 4 * behind - 4):pos + 4 * ahead + 5]
+        if self.state.unlabelled_only:
+            window = window[cat.labels()[window] == LABEL_NONE]
+        ids = cat.ids[window]
+        where = np.flatnonzero(ids == cat.ids[row])
+        if where.size:
+            k = int(where[0])
+            after, before = ids[k + 1:k + 1 + ahead], ids[max(0, k - behind):k][::-1]
+        else:
+            after, before = ids[ids != cat.ids[row]][:ahead], ids[:0]
+        return [int(i) for i in (*after, *before)]
+
+    def save_figure(self, path: str | Path, dpi: float = 150) -> None:
+        """Save the current candidate's figure (at the viewer's aspect ratio)."""
+        width, height, _ = self.view.pixel_size()
+        self.figure.set_size_inches(width / DPI, height / DPI)
+        self.figure.savefig(path, dpi=dpi)
 
     def _update_current_group(self) -> None:
         self._group_update_pending = False
