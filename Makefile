@@ -28,7 +28,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check glue_ssclump tests benchmarks
-	$(BIN)/python -m pytest -n 2 --dist loadgroup -p no:cacheprovider tests
+	$(BIN)/python -m pytest -n 2 --dist loadfile -p no:cacheprovider tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check glue_ssclump tests benchmarks

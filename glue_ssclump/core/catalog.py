@@ -371,6 +371,7 @@ def read_catalog(path: str | Path, fmt: str | None = None) -> Table:
     if not path.is_file():
         raise FileNotFoundError(f"no catalogue at {path}")
     table = Table.read(path, format=_format_for(path, fmt))
+    table.convert_bytestring_to_unicode()  # FITS string columns come back as bytes
     blob = None
     for key in list(table.meta):
         if key.upper() == "METAJSON":

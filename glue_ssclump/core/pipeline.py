@@ -94,16 +94,15 @@ def detect(
     return Detection(cube=cube, result=result, catalog=catalog)
 
 
-def cross_match_seeds(catalog: Table, n_negative: int | None = None,
-                      max_negative_snr: float = 4.0) -> dict[int, int]:
+def cross_match_seeds(catalog: Table, n_negative: int | None = None) -> dict[int, int]:
     """The demo's automatic seeds: cross-matched positives, faint lone negatives.
 
     Positives (the paper's high-confidence rule): every candidate that a second detector
-    also found (``n_detectors >= 2``).  Negatives (our documented rule, the paper's were
-    verified by hand): candidates that no second detector confirms, whose peak is below
-    ``max_negative_snr`` rms (under the 5 rms that a dendrogram leaf needs with the
-    paper's settings), taking the faintest first, as many as there are positives
-    (``n_negative`` overrides), at least 10.
+    also found (``n_detectors >= 2``).  Negatives (our documented rule; the paper's were
+    verified by hand): candidates that no second detector confirms, faintest peak first,
+    as many as there are positives (``n_negative`` overrides), at least 10.  These are
+    the candidates a person would reject first; real labels from the verification viewer
+    are better seeds.
 
     Returns
     -------
@@ -117,7 +116,7 @@ def cross_match_seeds(catalog: Table, n_negative: int | None = None,
     matched = np.asarray(catalog["n_detectors"]) >= 2
     snr = np.asarray(catalog["snr_peak"], dtype=float)
     seeds = {int(i): LABEL_CLUMP for i in ids[matched]}
-    lone = np.flatnonzero(~matched & (snr < max_negative_snr))
+    lone = np.flatnonzero(~matched)
     lone = lone[np.argsort(snr[lone], kind="stable")]
     n_neg = max(len(seeds), 10) if n_negative is None else int(n_negative)
     seeds.update({int(i): LABEL_NOT_CLUMP for i in ids[lone[:n_neg]]})
@@ -328,5 +327,6 @@ def save_verification(v: Verification, out_dir: str | Path,
     save_checkpoint(paths["model"], v.model, checkpoint_metadata(v, extra_meta))
     if v.train_result is not None and v.train_result.history:
         paths["log"] = write_history_csv(v.train_result.history, out / "training_log.csv")
-        paths["plot"] = Path(plot_training(v.train_result.history, out / "training.png"))
+        paths["plot"] = Path(plot_training(v.train_result.history, out / "training.png",
+                                           initial=v.train_result.initial))
     return paths
