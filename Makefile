@@ -8,9 +8,8 @@ STAMP  := $(VENV)/.installed-stamp
 TORCH  ?= torch==2.13.0
 OUT    ?= demo_out
 
-export QT_QPA_PLATFORM ?= offscreen
-export GLUE_TESTING ?= True
-export MPLBACKEND ?= Agg
+# Tests never need a display; the demo opens glue only where one exists.
+TESTENV := QT_QPA_PLATFORM=offscreen GLUE_TESTING=True MPLBACKEND=Agg
 
 .PHONY: venv demo test lint bench clean
 
@@ -28,7 +27,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check glue_ssclump tests benchmarks
-	$(BIN)/python -m pytest -n 2 --dist loadfile -p no:cacheprovider tests
+	$(TESTENV) $(BIN)/python -m pytest -n 2 --dist loadfile -p no:cacheprovider tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check glue_ssclump tests benchmarks

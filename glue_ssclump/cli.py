@@ -268,14 +268,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 # --- demo -----------------------------------------------------------------------------
 def run_demo(out: str | Path, cube_path: str | Path = DEFAULT_CUBE, epochs: int = 10,
-             init: str = "default", quiet: bool = False) -> dict[str, Path]:
+             init: str = "default", quiet: bool = False, glue: bool = True,
+             show: bool | None = None) -> dict[str, Path]:
     """The README's main job on the bundled L1448 cube.
 
     ClumpFind with the paper's settings at the estimated rms, cross-matched with
     dendrogram leaves; seeds from :func:`~glue_ssclump.core.pipeline.cross_match_seeds`
     (positives: found by both detectors; negatives: faint candidates only ClumpFind
     finds); SS-3D-Clump fine-tuned from the shipped model; verdicts written back.
+    With ``glue`` it also writes a glue session (``l1448_verified.glu``) and
+    screenshots; with a display (``show``, default: when one exists) it opens glue.
     """
+    if show is None:
+        show = glue and has_display()
     from .core.labels import write_labels_csv
     from .core.pipeline import cross_match_seeds
 
@@ -295,13 +300,46 @@ def run_demo(out: str | Path, cube_path: str | Path = DEFAULT_CUBE, epochs: int 
     print(_verify_summary(result))
     paths = {"dir": det_dir, "catalog": det_dir / "catalog.fits", "mask": det_dir / "mask.fits",
              "model": det_dir / "model.pt", "seeds": seeds_path}
+    app = None
+    if glue:
+        print("[glue] building the linked glue session")
+        app, glue_paths = _glue_session(out, det, result.catalog, show)
+        paths.update(glue_paths)
     for name, path in paths.items():
-        print(f"  {name:<8} {path}")
+        print(f"  {name:<10} {path}")
+    if app is not None and show:
+        print("opening glue on the verified session (close the window to finish)")
+        app.start(maximized=False)
     return paths
 
 
+def has_display() -> bool:
+    """Whether a Qt window can be shown (an X11 / Wayland display, not offscreen)."""
+    import os
+
+    if os.environ.get("QT_QPA_PLATFORM", "") == "offscreen":
+        return False
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
+def _glue_session(out: Path, det, catalog, show: bool):
+    """The verified detection as a glue session (``.glu``) plus screenshots."""
+    import os
+
+    if not show:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from .integration.session import verified_collection
+    from .qt.demo import build_application, write_session
+
+    dc, cube_data, cat_data = verified_collection(det.cube, det.labels, catalog,
+                                                  "L1448 13CO")
+    app = build_application(dc, cube_data, cat_data)
+    return app, write_session(app, out)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
-    run_demo(args.out, args.cube, epochs=args.epochs, init=args.init, quiet=args.quiet)
+    run_demo(args.out, args.cube, epochs=args.epochs, init=args.init, quiet=args.quiet,
+             glue=not args.no_glue, show=False if args.no_gui else None)
     return 0
 
 
@@ -424,6 +462,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs (default 10)")
     p.add_argument("--init", default="default", help="starting model (default: shipped)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--no-gui", action="store_true",
+                   help="never open glue (default: open it when a display exists)")
+    p.add_argument("--no-glue", action="store_true",
+                   help="skip the glue session and screenshots")
     p.set_defaults(func=cmd_demo)
 
     return parser

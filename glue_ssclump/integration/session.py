@@ -23,7 +23,7 @@ from typing import Any
 
 from glue.core.state import GlueSerializer, GlueUnSerializer
 
-__all__ = ["load_session", "save_session"]
+__all__ = ["load_session", "save_session", "verified_collection"]
 
 
 def save_session(obj: Any, path: str | os.PathLike, include_data: bool = True) -> Path:
@@ -61,3 +61,39 @@ def load_session(path: str | os.PathLike) -> Any:
     with path.open() as fh:
         state = GlueUnSerializer.load(fh)
     return state.object("__main__")
+
+
+def verified_collection(cube: Any, labels: Any, catalog: Any, name: str = "cube"
+                        ) -> tuple[Any, Any, Any]:
+    """A data collection holding a detection and its verification, linked.
+
+    The cube (intensity + ``clump_id``) and the catalogue become glue datasets joined
+    on ``clump_id`` with the coordinate links; ``p_clump`` / ``verdict`` / ``label``
+    columns of ``catalog`` (if any) go through
+    :func:`~glue_ssclump.integration.writeback.write_verdicts`, so the verdict and label
+    subset groups exist.
+
+    Returns
+    -------
+    (DataCollection, cube Data, catalogue Data)
+    """
+    import numpy as np
+    from glue.core import DataCollection
+
+    from .factory import KEY, _tag_pair, make_catalog_data, make_cube_data
+    from .links import link_candidates
+    from .writeback import write_verdicts
+
+    results = [c for c in ("p_clump", "verdict", "label") if c in catalog.colnames]
+    base = catalog.copy(copy_data=False)
+    base.remove_columns(results)
+    cube_data = make_cube_data(cube, labels, name)
+    catalog_data = make_catalog_data(base, f"{name} candidates ({catalog.meta['detector']})")
+    _tag_pair(cube_data, catalog_data, catalog.meta["detector"], catalog.meta["rms"],
+              catalog.meta.get("params", {}))
+    cube_data.join_on_key(catalog_data, KEY, KEY)
+    dc = DataCollection([cube_data, catalog_data])
+    link_candidates(dc, cube_data, catalog_data)
+    if results:
+        write_verdicts(dc, catalog_data, **{c: np.asarray(catalog[c]) for c in results})
+    return dc, cube_data, catalog_data

@@ -36,3 +36,11 @@ def __getattr__(name: str) -> Any:
 
         return VerificationViewer
     raise AttributeError(name)
+
+
+def register_qt() -> None:
+    """Register every Qt piece: the verification viewer and the menubar dialogs."""
+    from .menus import register_menubar_plugins
+
+    register_viewer()
+    register_menubar_plugins()

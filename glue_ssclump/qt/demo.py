@@ -1,0 +1,60 @@
+"""The demo's glue session: the verified cube and catalogue in linked glue-qt viewers.
+
+:func:`build_application` lays out an image viewer on the cube (verdict subsets
+overlaid), the catalogue in a table viewer and the verification viewer;
+:func:`write_session` saves it as a ``.glu`` file that ``glue FILE.glu`` opens, plus
+PNG screenshots of the whole window and of each viewer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def build_application(data_collection: Any, cube_data: Any, catalog_data: Any) -> Any:
+    """A :class:`~glue_qt.app.GlueApplication` showing a verified detection."""
+    from glue_qt.app import GlueApplication
+    from glue_qt.viewers.image import ImageViewer
+    from glue_qt.viewers.table import TableViewer
+
+    from . import register_qt
+    from .viewer import VerificationViewer
+
+    register_qt()
+    app = GlueApplication(data_collection)
+    app.resize(1600, 1000)
+    image = app.new_data_viewer(ImageViewer, data=cube_data)
+    peak_z = int(np.asarray(catalog_data["peak_z"])[np.argmax(catalog_data["peak_value"])])
+    image.state.slices = (peak_z, 0, 0)
+    table = app.new_data_viewer(TableViewer, data=catalog_data)
+    verification = app.new_data_viewer(VerificationViewer, data=catalog_data)
+    for viewer, (x, y, w, h) in ((image, (0, 0, 700, 560)), (table, (0, 560, 1400, 380)),
+                                 (verification, (700, 0, 700, 560))):
+        window = viewer.parent() if viewer.parent() is not None else viewer
+        window.move(x, y)
+        window.resize(w, h)
+    return app
+
+
+def write_session(app: Any, out_dir: str | Path, name: str = "l1448_verified") -> dict[str, Path]:
+    """Save ``app`` as ``NAME.glu`` (data included) and screenshots into ``out_dir``."""
+    from qtpy import QtWidgets
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"session": out / f"{name}.glu"}
+    app.save_session(str(paths["session"]), include_data=True)
+    app.show()
+    for _ in range(20):
+        QtWidgets.QApplication.processEvents()
+    paths["screenshot"] = out / f"{name}_glue.png"
+    app.grab().save(str(paths["screenshot"]))
+    for viewer in app.viewers[0]:
+        tag = type(viewer).__name__.lower()
+        path = out / f"{name}_{tag}.png"
+        viewer.grab().save(str(path))
+        paths[tag] = path
+    return paths
