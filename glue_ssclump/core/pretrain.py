@@ -84,13 +84,13 @@ def pick_seeds(is_true: np.ndarray, fraction: float = 0.01, min_per_class: int =
     """
     rng = np.random.default_rng(seed)
     is_true = np.asarray(is_true, bool)
-    n_total = max(int(round(fraction * is_true.size)), 2 * min_per_class)
+    n_total = max(int(fraction * is_true.size), 2 * min_per_class)  # floor: 'at most'
     out = np.full(is_true.size, -1, dtype=np.int64)
     pos, neg = np.flatnonzero(is_true), np.flatnonzero(~is_true)
     if pos.size < min_per_class or neg.size < min_per_class:
         raise ValueError(f"too few candidates of a class to seed ({pos.size} true, "
                          f"{neg.size} false; need {min_per_class} each)")
-    n_pos = max(min_per_class, int(round(n_total * pos.size / is_true.size)))
+    n_pos = max(min_per_class, int(n_total * pos.size / is_true.size))
     n_neg = max(min_per_class, n_total - n_pos)
     out[rng.choice(pos, n_pos, replace=False)] = 1
     out[rng.choice(neg, n_neg, replace=False)] = 0
