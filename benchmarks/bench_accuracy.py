@@ -18,7 +18,7 @@ cross-match rule of the demo, kept / rejected counts.
 
 Usage::
 
-    python benchmarks/bench_accuracy.py [--runs 3] [--epochs 15] [--shape 64 192 192]
+    python benchmarks/bench_accuracy.py [--runs 3] [--epochs 8] [--passes 2] [--shape 64 256 256]
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ def score(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return {k: float(v) for k, v in binary_report(y, p, 0.5).items()}
 
 
-def one_run(r: int, shape, epochs: int, log) -> dict[str, dict[str, float]]:
+def one_run(r: int, shape, epochs: int, passes: int, log) -> dict[str, dict[str, float]]:
     t0 = time.perf_counter()
     cs = synthetic_candidate_set(100 + r, shape)
     y = cs.is_true.astype(np.int64)
@@ -90,7 +90,7 @@ def one_run(r: int, shape, epochs: int, log) -> dict[str, dict[str, float]]:
         f"{int((seeds >= 0).sum())} seeds ({(seeds >= 0).mean():.2%}), "
         f"cube+detection {time.perf_counter() - t0:.0f} s")
     samples = cs.samples()
-    config = TrainConfig(epochs=epochs, seed=r)
+    config = TrainConfig(epochs=epochs, passes=passes, seed=r)
     out: dict[str, dict[str, float]] = {}
 
     out["(a) detector alone"] = score(y[test], np.ones(test.sum()))
@@ -120,7 +120,8 @@ def one_run(r: int, shape, epochs: int, log) -> dict[str, dict[str, float]]:
         model0 = load_initial_model("default", "cpu")
         p0 = predict(model0, samples)
         out["(e0) default model, no fine-tuning"] = score(y[test], p0[test])
-        res_e = train(samples, seeds, TrainConfig(epochs=max(epochs // 2, 3), seed=r),
+        res_e = train(samples, seeds, TrainConfig(epochs=max(epochs // 2, 3), passes=passes,
+                                                    seed=r),
                       model=model0)
         pe = predict(res_e.model, samples)
         out["(e) SS-3D-Clump (fine-tuned default)"] = score(y[test], pe[test])
@@ -157,12 +158,14 @@ def real_cube(epochs: int, log) -> dict[str, dict[str, int]]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--epochs", type=int, default=15)
-    ap.add_argument("--shape", type=int, nargs=3, default=(64, 192, 192))
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--passes", type=int, default=2)
+    ap.add_argument("--shape", type=int, nargs=3, default=(64, 256, 256))
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args()
-    runs = [one_run(r, tuple(args.shape), args.epochs, print) for r in range(args.runs)]
+    runs = [one_run(r, tuple(args.shape), args.epochs, args.passes, print)
+            for r in range(args.runs)]
     print("\nmean (min-max) over runs, scored on the non-seed candidates:")
     summary = {}
     for name in runs[0]:

@@ -139,7 +139,7 @@ def train_default_model(
     from .checkpoint import save_checkpoint
 
     progress = ensure_progress(progress)
-    config = config if config is not None else TrainConfig(epochs=12, seed=0)
+    config = config if config is not None else TrainConfig(epochs=6, seed=0)
     sets = []
     for k, s in enumerate(seeds):
         sets.append(synthetic_candidate_set(
