@@ -237,6 +237,42 @@ def test_opens_and_shows_first_candidate(synth, qtbot, tmp_path):
     assert (tmp_path / "candidate_1.png").stat().st_size > 20000
 
 
+def test_pairs_found_through_the_join(qtbot, home):
+    cube_a, cat_a = make_synthetic("a")
+    cube_b, cat_b = make_synthetic("b")
+    app = _app(cube_a, cat_a, cube_b, cat_b)
+    try:
+        viewer = app.new_data_viewer(VerificationViewer, data=cube_b)
+        assert viewer.state.cube_data is cube_b and viewer.state.catalog_data is cat_b
+        viewer.state.catalog_data = cat_a  # choosing a catalogue brings its cube
+        assert viewer.state.cube_data is cube_a
+        viewer.add_data(cat_b)
+        assert viewer.state.cube_data is cube_b
+        _wait_ready(qtbot, viewer)
+        assert viewer.title_label.text() == "Candidate 1"
+        viewer.close(warn=False)
+    finally:
+        app.close()
+
+
+def test_mask_update_reindexes(synth, qtbot):
+    app, viewer, cube, cat = synth
+    token = viewer._index_token  # noqa: SLF001
+    # a new component (e.g. an arithmetic attribute) is not a new mask: no re-indexing
+    cube.add_component(Component(2 * np.asarray(cube["intensity"])), "twice")
+    assert viewer._index_token == token  # noqa: SLF001
+    # a re-detection that swaps ids 1 and 2: the outline of candidate 1 moves
+    labels = np.asarray(cube["clump_id"]).copy()
+    swapped = np.where(labels == 1, 2, np.where(labels == 2, 1, labels))
+    cube.update_components({cube.id["clump_id"]: swapped})
+    _wait_ready(qtbot, viewer)
+    assert viewer._index_token == token + 1  # noqa: SLF001
+    viewer.state.current_id = 2
+    viewer.state.current_id = 1
+    xs, _ = viewer.vfigure.maps[0].outline.get_data()
+    assert abs(np.nanmean(xs) - BLOBS[1][0]) < 3  # around blob 2 (x = 28), not blob 1
+
+
 def test_label_keys_subsets_autosave_undo(synth, qtbot, home):
     app, viewer, cube, cat = synth
     dc = app.data_collection

@@ -418,10 +418,11 @@ class VerificationViewer(DataViewer):
             self.state.catalog_data = data
             return True
         if is_cube(data):
-            self.state.cube_data = data
             catalog = catalog_data_for(data)
-            if catalog is not None and self.state.catalog_data is None:
-                self.state.catalog_data = catalog
+            current = self.state.catalog_data
+            if catalog is not None and (current is None or cube_data_for(current) is not data):
+                self.state.catalog_data = catalog  # its cube (this one) follows
+            self.state.cube_data = data
             return True
         QtWidgets.QMessageBox.warning(
             self, "Not a candidate catalogue or cube",
@@ -459,11 +460,29 @@ class VerificationViewer(DataViewer):
                 self.state.refresh_data_choices(self._data)
             return
         if self._cube is not None and data is self._cube.data:
-            self._reload_cube()
+            if self._cube_arrays_changed(message):
+                self._reload_cube()
         elif self._catalog is not None and data is self._catalog.data:
             self._schedule_catalog_refresh()
         elif is_catalog(data) or is_cube(data):
             self.state.refresh_data_choices(self._data)
+
+    def _cube_arrays_changed(self, message: Any) -> bool:
+        """Did the intensity or clump_id values change (not just, say, a new link)?"""
+        cube = self._cube
+        assert cube is not None
+        names = {c.label: c for c in cube.data.main_components}
+        # (ComponentID == builds a subset state, so ids are compared with `is`.)
+        if KEY not in names or not any(c is cube.intensity_cid for c in names.values()):
+            return True
+        if np.asarray(cube.data[names[KEY]]) is not cube.labels \
+                or np.asarray(cube.data[cube.intensity_cid]) is not cube.intensity:
+            return True
+        changed = getattr(message, "components_changed", None)
+        if isinstance(message, msg.NumericalDataChangedMessage):
+            return changed is None or any(c is cube.label_cid or c is cube.intensity_cid
+                                          for c in changed)
+        return False
 
     def _schedule_catalog_refresh(self) -> None:
         # write_verdicts broadcasts several messages per label; refresh once after them.
