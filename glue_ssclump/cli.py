@@ -267,7 +267,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 # --- demo -----------------------------------------------------------------------------
-def run_demo(out: str | Path, cube_path: str | Path = DEFAULT_CUBE, epochs: int = 10,
+def run_demo(out: str | Path, cube_path: str | Path = DEFAULT_CUBE, epochs: int = 3,
              init: str = "default", quiet: bool = False, glue: bool = True,
              show: bool | None = None) -> dict[str, Path]:
     """The README's main job on the bundled L1448 cube.
@@ -459,7 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", default="demo_out", help="output directory (default demo_out)")
     p.add_argument("--cube", default=str(DEFAULT_CUBE), help="cube (default: bundled L1448)")
-    p.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs (default 10)")
+    p.add_argument("--epochs", type=int, default=3, help="fine-tuning epochs (default 3)")
     p.add_argument("--init", default="default", help="starting model (default: shipped)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.add_argument("--no-gui", action="store_true",
