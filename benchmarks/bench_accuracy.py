@@ -80,6 +80,12 @@ def score(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     return {k: float(v) for k, v in binary_report(y, p, 0.5).items()}
 
 
+def _show(log, name: str, m: dict[str, float]) -> None:
+    log(f"  {name:<38} P {m['P']:.3f} R {m['R']:.3f} F1 {m['F1']:.3f} "
+        f"Acc {m['Acc']:.3f} AUC {m['AUC']:.3f}"
+        + (f"  ({m['seconds']:.0f} s)" if "seconds" in m else ""))
+
+
 def one_run(r: int, shape, epochs: int, passes: int, log) -> dict[str, dict[str, float]]:
     t0 = time.perf_counter()
     cs = synthetic_candidate_set(100 + r, shape)
@@ -94,11 +100,13 @@ def one_run(r: int, shape, epochs: int, passes: int, log) -> dict[str, dict[str,
     out: dict[str, dict[str, float]] = {}
 
     out["(a) detector alone"] = score(y[test], np.ones(test.sum()))
+    _show(log, "(a) detector alone", out["(a) detector alone"])
 
     cut = snr_threshold(np.asarray(cs.catalog["snr_peak"]), seeds)
     snr = np.asarray(cs.catalog["snr_peak"])
     out["(c) peak-SNR cut on seeds"] = score(y[test], (snr[test] >= cut).astype(float))
     out["(c) peak-SNR cut on seeds"]["cut"] = cut
+    _show(log, f"(c) peak-SNR cut on seeds (>= {cut:.1f})", out["(c) peak-SNR cut on seeds"])
 
     t0 = time.perf_counter()
     torch.manual_seed(r)
@@ -106,6 +114,7 @@ def one_run(r: int, shape, epochs: int, passes: int, log) -> dict[str, dict[str,
     p = predict(res.model, samples)
     out["(d) SS-3D-Clump (scratch)"] = score(y[test], p[test])
     out["(d) SS-3D-Clump (scratch)"]["seconds"] = time.perf_counter() - t0
+    _show(log, "(d) SS-3D-Clump (scratch)", out["(d) SS-3D-Clump (scratch)"])
     steps = sum(int(np.ceil(rec.n_selected / config.batch_size)) * config.passes
                 for rec in res.history)
 
@@ -114,21 +123,22 @@ def one_run(r: int, shape, epochs: int, passes: int, log) -> dict[str, dict[str,
     p_b = predict(model_b, samples)
     out["(b) CNN supervised on seeds"] = score(y[test], p_b[test])
     out["(b) CNN supervised on seeds"]["seconds"] = time.perf_counter() - t0
+    _show(log, "(b) CNN supervised on seeds", out["(b) CNN supervised on seeds"])
 
     if DEFAULT_CHECKPOINT.is_file():
         t0 = time.perf_counter()
         model0 = load_initial_model("default", "cpu")
         p0 = predict(model0, samples)
         out["(e0) default model, no fine-tuning"] = score(y[test], p0[test])
+        _show(log, "(e0) default model, no fine-tuning", out["(e0) default model, no fine-tuning"])
         res_e = train(samples, seeds, TrainConfig(epochs=max(epochs // 2, 3), passes=passes,
                                                     seed=r),
                       model=model0)
         pe = predict(res_e.model, samples)
         out["(e) SS-3D-Clump (fine-tuned default)"] = score(y[test], pe[test])
         out["(e) SS-3D-Clump (fine-tuned default)"]["seconds"] = time.perf_counter() - t0
-    for name, m in out.items():
-        log(f"  {name:<38} P {m['P']:.3f} R {m['R']:.3f} F1 {m['F1']:.3f} "
-            f"Acc {m['Acc']:.3f} AUC {m['AUC']:.3f}")
+        _show(log, "(e) SS-3D-Clump (fine-tuned default)",
+              out["(e) SS-3D-Clump (fine-tuned default)"])
     return out
 
 

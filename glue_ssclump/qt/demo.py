@@ -25,14 +25,14 @@ def build_application(data_collection: Any, cube_data: Any, catalog_data: Any) -
 
     register_qt()
     app = GlueApplication(data_collection)
-    app.resize(1600, 1000)
+    app.resize(1920, 1080)
     image = app.new_data_viewer(ImageViewer, data=cube_data)
     peak_z = int(np.asarray(catalog_data["peak_z"])[np.argmax(catalog_data["peak_value"])])
     image.state.slices = (peak_z, 0, 0)
     table = app.new_data_viewer(TableViewer, data=catalog_data)
     verification = app.new_data_viewer(VerificationViewer, data=catalog_data)
-    for viewer, (x, y, w, h) in ((image, (0, 0, 700, 560)), (table, (0, 560, 1400, 380)),
-                                 (verification, (700, 0, 700, 560))):
+    for viewer, (x, y, w, h) in ((image, (0, 0, 560, 600)), (table, (0, 600, 1560, 360)),
+                                 (verification, (560, 0, 1000, 600))):
         window = viewer.parent() if viewer.parent() is not None else viewer
         window.move(x, y)
         window.resize(w, h)
