@@ -34,9 +34,11 @@ import torch
 from glue_ssclump.core.metrics import binary_report
 from glue_ssclump.core.model import build_model
 from glue_ssclump.core.pretrain import pick_seeds, synthetic_candidate_set
+from glue_ssclump.core.progress import Progress
 from glue_ssclump.core.training import (
     DEFAULT_CHECKPOINT,
     TrainConfig,
+    _recalibrate_batchnorm,
     balanced_cross_entropy,
     load_initial_model,
     train,
@@ -61,6 +63,11 @@ def supervised_on_seeds(samples, seeds: np.ndarray, config: TrainConfig,
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+    # SS-3D-Clump re-estimates BatchNorm statistics after every epoch (training.py); do
+    # the same here on the seeds, or Keras' slow running averages leave the eval-mode
+    # network near its initial statistics and the baseline collapses to one class.
+    _recalibrate_batchnorm(model, samples, idx, config.batch_size, torch.device("cpu"),
+                           Progress(), "baseline")
     model.eval()
     return model
 

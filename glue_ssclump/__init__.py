@@ -11,7 +11,19 @@ __all__ = ["__version__", "setup"]
 
 
 def setup() -> None:
-    """Register glue-ssclump with glue (called by glue's plugin loader)."""
+    """Register glue-ssclump with glue (called by glue's plugin loader).
+
+    The glue-core pieces (data factory, links, exporters) always register; the Qt
+    viewer and menu dialogs only where glue-qt is installed (glue-core alone, e.g. in
+    a notebook, has no use for them).
+    """
+    from importlib.util import find_spec
+
     from .integration.registration import register_all
 
     register_all()
+    if find_spec("glue_qt") is None:
+        return
+    from .qt import register_qt
+
+    register_qt()
