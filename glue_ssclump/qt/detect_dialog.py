@@ -34,7 +34,14 @@ from ..core.cube import PPVCube, estimate_rms
 from ..core.detectors import available_detectors
 from ..core.detectors.base import Detector, Param
 from ..integration.factory import KEY, attach_candidates, compute_candidates, ppv_cube_from_data
-from .worker import ProgressBinding, Worker, describe_exception, guarded, show_message
+from .worker import (
+    ProgressBinding,
+    Worker,
+    WorkerDialogMixin,
+    describe_exception,
+    guarded,
+    show_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -217,7 +224,7 @@ def _detect(cube: PPVCube, method: str, params: dict[str, Any], rms: float,
     return compute_candidates(cube, method, params, rms, progress)
 
 
-class DetectDialog(QtWidgets.QDialog, HubListener):
+class DetectDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
     """Detect clump candidates in a cube of the session.
 
     Parameters
@@ -469,17 +476,3 @@ class DetectDialog(QtWidgets.QDialog, HubListener):
             self.register_to_hub(self.data_collection.hub)
             self._refresh_choices()
         super().showEvent(event)
-
-    def closeEvent(self, event: Any) -> None:
-        if self.is_running:
-            # The thread must end first: cancel now, close when it is done.
-            self._close_requested = True
-            self.cancel()
-            event.ignore()
-            return
-        self.unregister(self.data_collection.hub)
-        self._subscribed = False
-        super().closeEvent(event)
-
-    def reject(self) -> None:
-        self.close()

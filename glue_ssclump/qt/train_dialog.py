@@ -67,7 +67,7 @@ from ..core.training import DEFAULT_CHECKPOINT, HIST_BINS, EpochRecord, TrainCon
 from ..integration.factory import KEY, cube_data_for, ppv_cube_from_data
 from ..integration.selection import candidates_in_region
 from ..integration.writeback import LABEL, VERDICT, write_verdicts
-from .worker import ProgressBinding, Worker, guarded, show_message
+from .worker import ProgressBinding, Worker, WorkerDialogMixin, guarded, show_message
 
 log = logging.getLogger(__name__)
 
@@ -726,7 +726,7 @@ class TrainState(State):
 
 # -- the dialog -------------------------------------------------------------------------
 
-class TrainDialog(QtWidgets.QDialog, HubListener):
+class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
     """Train SS-3D-Clump on labelled candidates and verify every candidate.
 
     Parameters
@@ -1396,19 +1396,6 @@ class TrainDialog(QtWidgets.QDialog, HubListener):
             self.warm_up.start(QtCore.QThread.LowPriority)
 
     # -- closing -------------------------------------------------------------------------
-    def closeEvent(self, event: Any) -> None:
-        if self.is_running:
-            # The thread must end before the dialog goes: cancel, close when it is done.
-            self._close_requested = True
-            self.cancel()
-            event.ignore()
-            return
-        self.unregister(self.data_collection.hub)
-        self._subscribed = False
-        super().closeEvent(event)
-
-    def reject(self) -> None:
-        self.close()
 
 
 def _freeze_height(label: QtWidgets.QLabel, lines: int) -> None:

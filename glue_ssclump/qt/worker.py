@@ -404,3 +404,26 @@ class ProgressBinding(QtCore.QObject):
             outcome = {"succeeded": "done", "cancelled": "cancelled",
                        "failed": "failed"}.get(self.worker.outcome or "", "stopped")
             self.label.setText(f"{outcome} after {format_duration(self.worker.elapsed)}")
+
+
+class WorkerDialogMixin:
+    """Closing rules of a dialog that runs a :class:`Worker` and listens to the hub.
+
+    Closing while a run is going cancels it and closes once the thread has ended (a
+    ``QThread`` must not be destroyed while running); closing otherwise unsubscribes
+    from the data collection's hub.  The dialog provides ``is_running``, ``cancel()``,
+    ``_close_requested``, ``_subscribed`` and ``data_collection``.
+    """
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
+        if self.is_running:
+            self._close_requested = True
+            self.cancel()
+            event.ignore()
+            return
+        self.unregister(self.data_collection.hub)
+        self._subscribed = False
+        super().closeEvent(event)
+
+    def reject(self) -> None:
+        self.close()
