@@ -36,21 +36,13 @@ class UserError(Exception):
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types whose message is enough for the user (no traceback)."""
-    errors: list[type[BaseException]] = [UserError, FileNotFoundError, IsADirectoryError]
+    from .core.checkpoint import CheckpointError
+    from .core.cube import CubeError
     from .core.detectors import DetectorError
+    from .core.labels import LabelsError
 
-    errors.append(DetectorError)
-    for module, name in (
-        ("glue_ssclump.core.cube", "CubeError"),
-        ("glue_ssclump.core.checkpoint", "CheckpointError"),
-        ("glue_ssclump.core.labels", "LabelsError"),
-    ):
-        try:
-            mod = __import__(module, fromlist=[name])
-            errors.append(getattr(mod, name))
-        except (ImportError, AttributeError):
-            pass
-    return tuple(errors)
+    return (UserError, FileNotFoundError, IsADirectoryError, CubeError, DetectorError,
+            CheckpointError, LabelsError)
 
 
 # --- detect ---------------------------------------------------------------------------
