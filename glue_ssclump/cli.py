@@ -82,7 +82,9 @@ def write_detection(out: Path, det) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     cat_path = write_catalog(det.catalog, out / "catalog.fits")
     mask_path = out / "mask.fits"
-    det.cube.to_hdu(np.asarray(det.labels, dtype=np.int32)).writeto(mask_path, overwrite=True)
+    tmp = out / ".mask.fits.tmp"
+    det.cube.to_hdu(np.asarray(det.labels, dtype=np.int32)).writeto(tmp, overwrite=True)
+    tmp.replace(mask_path)
     return cat_path, mask_path
 
 
@@ -141,7 +143,10 @@ def cmd_synth(args: argparse.Namespace) -> int:
         kwargs["rms"] = args.rms
     if args.preset:
         kwargs["preset"] = args.preset
-    paths = write_synthetic(args.out, **kwargs)
+    try:
+        paths = write_synthetic(args.out, **kwargs)
+    except ValueError as exc:
+        raise UserError(str(exc)) from exc
     for p in paths if isinstance(paths, (list, tuple)) else [paths]:
         print(f"wrote {p}")
     return 0
@@ -224,12 +229,12 @@ def run_verify(
                 threshold=threshold, uncertain_band=band, progress=progress,
                 on_epoch=None if quiet else (lambda rec: tqdm.write(format_epoch(rec))),
             )
-    except ValueError as exc:  # bad seeds, settings or checkpoint: the user's to fix
+    except (ValueError, FloatingPointError) as exc:  # bad seeds/settings, divergence
         raise UserError(str(exc)) from exc
     if result.cancelled:
         raise UserError("training was cancelled; the catalogue was left unchanged")
-    write_catalog(result.catalog, det_dir / "catalog.fits")
     save_verification(result, det_dir, {"cube": str(cube_path)})
+    write_catalog(result.catalog, det_dir / "catalog.fits")
     return result
 
 
@@ -248,7 +253,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from .core.labels import read_labels_csv
 
     labels = read_labels_csv(args.labels) if args.labels else None
-    threshold = args.threshold if args.threshold == "elbow" else float(args.threshold)
+    threshold = args.threshold
     result = run_verify(args.dir, args.cube, labels, epochs=args.epochs, init=args.init,
                         device=args.device, threshold=threshold, band=args.band, lr=args.lr,
                         batch_size=args.batch_size, seed=args.seed,
@@ -342,15 +347,31 @@ def cmd_train_default(args: argparse.Namespace) -> int:
     from .core.training import DEFAULT_CHECKPOINT, TrainConfig
 
     out = Path(args.out) if args.out else DEFAULT_CHECKPOINT
-    config = TrainConfig(epochs=args.epochs, seed=args.seed, device=args.device)
-    with tqdm_progress("train-default", disable=args.quiet or None) as progress:
-        from tqdm.auto import tqdm
+    try:
+        config = TrainConfig(epochs=args.epochs, seed=args.seed, device=args.device)
+        with tqdm_progress("train-default", disable=args.quiet or None) as progress:
+            from tqdm.auto import tqdm
 
-        _, meta = train_default_model(out, seeds=tuple(args.cube_seeds),
-                                      label_fraction=args.label_fraction, config=config,
-                                      progress=progress, log=tqdm.write)
+            _, meta = train_default_model(out, seeds=tuple(args.cube_seeds),
+                                          label_fraction=args.label_fraction, config=config,
+                                          progress=progress, log=tqdm.write)
+    except (ValueError, FloatingPointError) as exc:
+        raise UserError(str(exc)) from exc
     print(f"wrote {out}; held-out metrics {meta['heldout_metrics']}")
     return 0
+
+
+def _threshold(text: str) -> float | str:
+    """argparse type of --threshold: a number in [0, 1] or 'elbow'."""
+    if text.strip().lower() == "elbow":
+        return "elbow"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'elbow'") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is outside [0, 1]")
+    return value
 
 
 # --- parser ---------------------------------------------------------------------------
@@ -417,7 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default="default",
                    help="starting model: default (shipped), scratch, or a checkpoint PATH")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--threshold", default="0.5",
+    p.add_argument("--threshold", default=0.5, type=_threshold,
                    help="p_clump threshold, or 'elbow' (ROC elbow of the labelled candidates)")
     p.add_argument("--band", type=float, default=0.1,
                    help="|p_clump - threshold| below this is 'uncertain' (default 0.1)")

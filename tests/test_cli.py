@@ -53,6 +53,31 @@ def test_verify_adds_columns_and_writes_outputs(detected, l1448_path, capsys):
         assert (detected / name).is_file(), name
 
 
+def test_verify_only_keeps_stored_labels(detected, l1448_path):
+    before = read_catalog(detected / "catalog.fits")
+    if "label" not in before.colnames:
+        pytest.skip("needs the labelled run of test_verify_adds_columns_and_writes_outputs")
+    assert main(["verify", str(detected), "--cube", str(l1448_path), "--verify-only",
+                 "--init", str(detected / "model.pt"), "--quiet"]) == 0
+    after = read_catalog(detected / "catalog.fits")
+    np.testing.assert_array_equal(after["label"], before["label"])
+    assert not [p for p in detected.iterdir() if p.name.startswith(".")]  # no temp files
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["synth", "x", "--preset", "nope"], "unknown preset"),
+    (["verify", ".", "--cube", "c.fits", "--threshold", "abc"], "not a number or 'elbow'"),
+])
+def test_bad_options_are_messages_not_tracebacks(argv, match, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    try:
+        rc = main(argv)
+    except SystemExit as exc:  # argparse's own usage error
+        rc = exc.code
+    assert rc == 2
+    assert match in capsys.readouterr().err
+
+
 def test_verify_refuses_a_mismatched_cube(detected, tmp_path, capsys):
     other = tmp_path / "other.fits"
     data = np.random.default_rng(0).normal(size=(8, 10, 10)).astype(np.float32)

@@ -361,7 +361,16 @@ def write_catalog(catalog: Table, path: str | Path, fmt: str | None = None,
         if packed:
             out.meta["METAJSON"] = json.dumps(packed, default=float)
     path.parent.mkdir(parents=True, exist_ok=True)
-    out.write(path, format=fmt, overwrite=overwrite)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+    # Write beside the target and rename, so an interrupted write never destroys the
+    # catalogue (and the manual labels in it) that was there before.
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    try:
+        out.write(tmp, format=fmt, overwrite=True)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 

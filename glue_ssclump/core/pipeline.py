@@ -215,6 +215,8 @@ def verify(
     progress = ensure_progress(progress)
     config = config if config is not None else TrainConfig()
     ids = np.asarray(catalog["clump_id"], dtype=np.int64)
+    if labels is None and "label" in catalog.colnames:
+        labels = np.asarray(catalog["label"], dtype=np.int64)  # keep stored labels
     codes = _label_codes(ids, labels)
     seeds = seed_labels(codes)
     if pool is not None:

@@ -13,14 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from astropy.io import fits
 from astropy.table import Table
 
 from .cube import cube_from_array
 from .pipeline import detect
 from .progress import Progress, ensure_progress
-from .samples import CandidateSamples, SampleSource
+from .samples import SAMPLE_SIZE, CandidateSamples, SampleSource
 from .synthetic import make_synthetic_cube, score_candidates
 from .training import TrainConfig, TrainResult, train
 
@@ -107,7 +106,7 @@ class ConcatSamples(SampleSource):
 
     def get(self, index: Any) -> np.ndarray:
         index = np.atleast_1d(np.asarray(index, dtype=np.int64))
-        out = np.empty((index.size, 1, 30, 30, 30), dtype=np.float32)
+        out = np.empty((index.size, 1, SAMPLE_SIZE, SAMPLE_SIZE, SAMPLE_SIZE), dtype=np.float32)
         part = np.searchsorted(self._starts, index, side="right") - 1
         for k in np.unique(part):
             sel = part == k
@@ -151,7 +150,6 @@ def train_default_model(
     truth = np.concatenate([cs.is_true for cs in sets]).astype(np.int64)
     seed_arr = pick_seeds(truth, fraction=label_fraction, seed=config.seed)
     held_idx = np.flatnonzero(seed_arr < 0)
-    torch.manual_seed(config.seed)
     result = train(source, seed_arr, config, heldout=(held_idx, truth[held_idx]),
                    progress=progress.span(0.3, 1.0),
                    on_epoch=(lambda r: log(f"epoch {r.epoch}: loss {r.loss:.4f} "
@@ -170,5 +168,7 @@ def train_default_model(
                             if last is not None else {}),
         "command": "ssclump train-default",
     }
+    if result.cancelled:
+        raise ValueError("training was cancelled; the checkpoint was not written")
     save_checkpoint(out_path, result.model, meta)
     return result, meta

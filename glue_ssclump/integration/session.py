@@ -45,7 +45,9 @@ def save_session(obj: Any, path: str | os.PathLike, include_data: bool = True) -
     """
     path = Path(path).resolve()
     text = GlueSerializer(obj, include_data=include_data, absolute_paths=True).dumps(indent=2)
-    path.write_text(text)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)  # atomic: a failed save never leaves a truncated session
     return path
 
 

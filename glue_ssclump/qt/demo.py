@@ -27,8 +27,9 @@ def build_application(data_collection: Any, cube_data: Any, catalog_data: Any) -
     app = GlueApplication(data_collection)
     app.resize(1920, 1080)
     image = app.new_data_viewer(ImageViewer, data=cube_data)
-    peak_z = int(np.asarray(catalog_data["peak_z"])[np.argmax(catalog_data["peak_value"])])
-    image.state.slices = (peak_z, 0, 0)
+    if catalog_data.size:
+        brightest = np.argmax(catalog_data["peak_value"])
+        image.state.slices = (int(np.asarray(catalog_data["peak_z"])[brightest]), 0, 0)
     table = app.new_data_viewer(TableViewer, data=catalog_data)
     verification = app.new_data_viewer(VerificationViewer, data=catalog_data)
     for viewer, (x, y, w, h) in ((image, (0, 0, 560, 600)), (table, (0, 600, 1560, 360)),
@@ -43,10 +44,14 @@ def write_session(app: Any, out_dir: str | Path, name: str = "l1448_verified") -
     """Save ``app`` as ``NAME.glu`` (data included) and screenshots into ``out_dir``."""
     from qtpy import QtWidgets
 
+    from ..integration.session import save_session
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"session": out / f"{name}.glu"}
-    app.save_session(str(paths["session"]), include_data=True)
+    # glue's own save_session turns errors into a modal dialog (a hang offscreen);
+    # this one raises.
+    save_session(app, paths["session"], include_data=True)
     app.show()
     for _ in range(20):
         QtWidgets.QApplication.processEvents()
