@@ -27,7 +27,8 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check glue_ssclump tests benchmarks
-	$(TESTENV) $(BIN)/python -m pytest -n 2 --dist loadfile -p no:cacheprovider tests
+	$(TESTENV) $(BIN)/python -m pytest -n 2 --dist loadfile -p no:cacheprovider -m "not serial" tests
+	$(TESTENV) $(BIN)/python -m pytest -p no:cacheprovider -m serial tests
 
 lint: $(STAMP)
 	$(BIN)/ruff check glue_ssclump tests benchmarks
