@@ -38,10 +38,10 @@ from glue.core.data import Data
 from glue.core.data_collection import DataCollection
 from glue.core.data_factories.helpers import data_label
 
-from ..core.catalog import build_catalog
-from ..core.cube import CubeError, PPVCube, cube_from_array, estimate_rms, read_cube
-from ..core.detectors import DetectorError, available_detectors, run_detector
+from ..core.cube import CubeError, PPVCube, cube_from_array, read_cube
+from ..core.detectors import DetectorError, available_detectors
 from ..core.detectors.registry import PLUGIN_ERRORS
+from ..core.pipeline import detect
 from ..core.progress import Progress, ensure_progress
 
 __all__ = [
@@ -378,7 +378,7 @@ def compute_candidates(
     rms : float, optional
         Noise rms in K; default :func:`~glue_ssclump.core.cube.estimate_rms`.
     progress : Progress, optional
-        Progress / cancellation (detection 0-85 %, catalogue 85-100 %).
+        Progress / cancellation (see :func:`glue_ssclump.core.pipeline.detect`).
 
     Returns
     -------
@@ -387,16 +387,11 @@ def compute_candidates(
     table : astropy.table.Table
         The catalogue (:func:`~glue_ssclump.core.catalog.build_catalog`).
     """
-    progress = ensure_progress(progress)
     _check_method(method)
     if isinstance(cube, Data):
         cube = ppv_cube_from_data(cube)
-    if rms is None:
-        rms = estimate_rms(cube.data)
-    result = run_detector(cube.data, method, rms, params, progress.span(0.0, 0.85))
-    table = build_catalog(cube, result.labels, result.detector, result.rms, result.params,
-                          progress.span(0.85, 1.0))
-    return result.labels, table
+    det = detect(cube, method, rms, params, progress=progress)
+    return det.labels, det.catalog
 
 
 def attach_candidates(
