@@ -284,13 +284,34 @@ def load_ppv_candidates(
     _check_method(method)
     cube = read_cube(filename)
     labels, table = compute_candidates(cube, method, params, rms, progress)
-    name = data_label(filename)
+    return list(make_candidate_pair(cube, labels, table, data_label(filename)))
+
+
+def make_candidate_pair(cube: PPVCube, labels: np.ndarray, table: Table,
+                        name: str) -> tuple[Data, Data]:
+    """The cube dataset (intensity + ``clump_id``) and its catalogue, joined.
+
+    Parameters
+    ----------
+    cube : PPVCube
+    labels : ndarray
+        The label mask.
+    table : astropy.table.Table
+        The catalogue (``meta`` holds detector, rms and parameters).
+    name : str
+        Label of the cube dataset; the catalogue is "NAME candidates (DETECTOR)".
+
+    Returns
+    -------
+    (Data, Data)
+        Cube and catalogue, joined on ``clump_id``.
+    """
     cube_data = make_cube_data(cube, labels, name)
     catalog_data = make_catalog_data(table, f"{name} candidates ({table.meta['detector']})")
     _tag_pair(cube_data, catalog_data, table.meta["detector"], table.meta["rms"],
               table.meta.get("params", {}))
     cube_data.join_on_key(catalog_data, KEY, KEY)
-    return [cube_data, catalog_data]
+    return cube_data, catalog_data
 
 
 # -- detection on a cube already in glue --------------------------------------------------

@@ -82,18 +82,14 @@ def verified_collection(cube: Any, labels: Any, catalog: Any, name: str = "cube"
     import numpy as np
     from glue.core import DataCollection
 
-    from .factory import KEY, _tag_pair, make_catalog_data, make_cube_data
+    from .factory import make_candidate_pair
     from .links import link_candidates
     from .writeback import write_verdicts
 
     results = [c for c in ("p_clump", "verdict", "label") if c in catalog.colnames]
     base = catalog.copy(copy_data=False)
     base.remove_columns(results)
-    cube_data = make_cube_data(cube, labels, name)
-    catalog_data = make_catalog_data(base, f"{name} candidates ({catalog.meta['detector']})")
-    _tag_pair(cube_data, catalog_data, catalog.meta["detector"], catalog.meta["rms"],
-              catalog.meta.get("params", {}))
-    cube_data.join_on_key(catalog_data, KEY, KEY)
+    cube_data, catalog_data = make_candidate_pair(cube, labels, base, name)
     dc = DataCollection([cube_data, catalog_data])
     link_candidates(dc, cube_data, catalog_data)
     if results:
