@@ -586,6 +586,12 @@ def test_active_learning_lists_opens_and_retrains(qapp, glue_app, first_run):
     assert isinstance(viewer, VerificationViewer)
     assert viewer.state.catalog_data is cat and viewer.state.current_id == int(ids[0])
     assert dialog.open_uncertain_in_viewer() is viewer  # reused, not a second viewer
+    # The viewer navigates the listed candidates only, in the listed order (j / k too).
+    assert viewer.state.order == "list"
+    np.testing.assert_array_equal(viewer.navigation_ids(), ids)
+    assert viewer.next_candidate() and viewer.state.current_id == int(ids[1])
+    assert viewer.previous_candidate() and viewer.state.current_id == int(ids[0])
+    assert viewer.state.advance_after_label is True  # the viewer's setting is untouched
 
     # Label the three listed candidates in the viewer (y, n, y): after each label the
     # viewer moves to the next one of the list; then retrain in one click.
@@ -597,7 +603,12 @@ def test_active_learning_lists_opens_and_retrains(qapp, glue_app, first_run):
     _wait(qapp, lambda: "Every listed" in dialog.ui.label_active.text(), 30)
     assert np.asarray(cat["label"])[rows].tolist() == [1, 0, 1]
     assert "Every listed candidate is labelled" in dialog.ui.label_active.text()
-    assert viewer.state.advance_after_label is True  # the viewer's own setting is back
+    assert viewer.state.advance_after_label is True
+    assert viewer.state.current_id == int(ids[-1])  # end of the list: it stays there
+    # opened again with every one labelled: the whole list, for review
+    assert dialog.open_uncertain_in_viewer() is viewer
+    np.testing.assert_array_equal(viewer.navigation_ids(), ids)
+    assert viewer.state.current_id == int(ids[0])
     assert "3 new" in dialog.ui.button_retrain.text()
     assert table.item(0, 3).text() == "clump" and table.item(1, 3).text() == "not clump"
 

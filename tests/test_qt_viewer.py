@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import os
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,7 @@ from qtpy.QtCore import QItemSelectionModel, Qt  # noqa: E402
 
 from glue_ssclump.core.labels import LabelsError, read_labels_csv  # noqa: E402
 from glue_ssclump.qt import register_viewer  # noqa: E402
+from glue_ssclump.qt import render as render_module  # noqa: E402
 from glue_ssclump.qt.candidates import (  # noqa: E402
     CandidateIndex,
     candidate_views,
@@ -493,6 +496,185 @@ def test_state_options_widget_autoconnected(synth):
     ui.text_autosave_path.editingFinished.emit()
     assert viewer.state.autosave_path == "/tmp/x.csv"
     assert ui.combosel_catalog_data.currentText() == cat.label
+
+
+# -- navigation through a given list of ids ------------------------------------------------
+
+def test_set_navigation_ids(synth, qtbot):
+    app, viewer, cube, cat = synth
+    viewer.state.order = "snr"
+    viewer.set_navigation_ids([3, 1, 4])
+    assert viewer.state.current_id == 3  # the first one is shown
+    assert viewer.state.order == "list" and viewer.state.navigation_ids == [3, 1, 4]
+    np.testing.assert_array_equal(viewer.navigation_ids(), [3, 1, 4])
+    assert viewer.position_label.text().startswith("1 of 3 (given list of ids")
+    for key, expected in ((Qt.Key_J, 1), (Qt.Key_Right, 4), (Qt.Key_J, 4), (Qt.Key_K, 1),
+                          (Qt.Key_Home, 3), (Qt.Key_End, 4), (Qt.Key_Up, 1)):
+        qtbot.keyClick(viewer, key)
+        assert viewer.state.current_id == expected, key
+    assert viewer.next_candidate() and viewer.state.current_id == 4
+    assert not viewer.next_candidate()  # end of the list, not on to candidate 2
+    assert "end of the list" in viewer.status_label.text()
+    # labelling moves along the list; "unlabelled only" skips labelled ones of it
+    viewer.state.current_id = 3
+    qtbot.keyClick(viewer, Qt.Key_Y)
+    assert viewer.state.current_id == 1
+    viewer.state.unlabelled_only = True
+    np.testing.assert_array_equal(viewer.navigation_ids(), [1, 4])
+    viewer.state.unlabelled_only = False
+    # a candidate outside the list (go to id, a selection) is "not among" it; next -> first
+    viewer.state.current_id = 2
+    assert "not among the 3" in viewer.position_label.text()
+    qtbot.keyClick(viewer, Qt.Key_J)
+    assert viewer.state.current_id == 3
+    # another order from the options panel, then the list again
+    viewer.state.order = "catalogue"
+    np.testing.assert_array_equal(viewer.navigation_ids(), [1, 2, 3, 4])
+    viewer.state.order = "list"
+    np.testing.assert_array_equal(viewer.navigation_ids(), [3, 1, 4])
+    # None restores the order used before the list
+    viewer.set_navigation_ids(None)
+    assert viewer.state.order == "snr" and viewer.state.navigation_ids is None
+    np.testing.assert_array_equal(viewer.navigation_ids(), [4, 2, 3, 1])
+    # numpy arrays work too, and the current candidate follows the new list
+    viewer.set_navigation_ids(np.array([2, 4], dtype=np.int32))
+    assert viewer.state.current_id == 2
+    np.testing.assert_array_equal(viewer.navigation_ids(), [2, 4])
+    # "list" chosen in the panel without a list: catalogue order, and it says so
+    viewer.set_navigation_ids(None)
+    viewer.state.order = "list"
+    np.testing.assert_array_equal(viewer.navigation_ids(), [1, 2, 3, 4])
+    assert "no list of ids given" in viewer.position_label.text()
+
+
+def test_set_navigation_ids_rejects_bad_lists(synth):
+    app, viewer, cube, cat = synth
+    viewer.set_navigation_ids([2, 3])
+    for bad, match in (([], "empty"), ([1, 99, 100], r"2 clump id\(s\) not in the catalogue "
+                                                     r"'synth candidates': 99, 100"),
+                       ([1, 2, 1], "more than once: 1"), ([1.5, 2], "integer"),
+                       (["1"], "integer"), (np.array([[1, 2]]), "flat list")):
+        with pytest.raises(ValueError, match=match):
+            viewer.set_navigation_ids(bad)
+        # nothing changed
+        assert viewer.state.navigation_ids == [2, 3] and viewer.state.current_id == 2
+    viewer.state.catalog_data = None
+    with pytest.raises(ValueError, match="no candidate catalogue"):
+        viewer.set_navigation_ids([1])
+
+
+def test_navigation_ids_saved_with_the_session(synth, qtbot, tmp_path):
+    from glue_qt.app import GlueApplication
+
+    app, viewer, cube, cat = synth
+    viewer.set_navigation_ids([4, 2])
+    session = tmp_path / "list.glu"
+    app.save_session(str(session), include_data=True)
+    app2 = GlueApplication.restore_session(str(session), show=False)
+    try:
+        v2 = next(v for tab in app2.viewers for v in tab if isinstance(v, VerificationViewer))
+        _wait_ready(qtbot, v2)
+        assert v2.state.order == "list" and v2.state.navigation_ids == [4, 2]
+        assert v2.state.current_id == 4
+        np.testing.assert_array_equal(v2.navigation_ids(), [4, 2])
+        qtbot.keyClick(v2, Qt.Key_J)
+        assert v2.state.current_id == 2
+    finally:
+        app2.close()
+
+
+# -- closing while the background threads work --------------------------------------------
+
+def _delete_now(widget) -> None:
+    """Destroy a widget's C++ object at once, as when its application is torn down."""
+    try:
+        from qtpy import sip
+    except ImportError:  # PySide
+        from qtpy import shiboken as sip
+    sip.delete(widget)
+
+
+@pytest.fixture
+def busy_index(monkeypatch):
+    """Index builds wait until the event returned is set: the index thread stays busy."""
+    release = threading.Event()
+    build = CandidateIndex.build
+
+    def slow_build(cls, labels):
+        release.wait(30)
+        time.sleep(0.3)  # still running when the viewer closes
+        return build(labels)
+
+    monkeypatch.setattr(CandidateIndex, "build", classmethod(slow_build))
+    yield release
+    release.set()
+
+
+def test_close_while_indexing_joins_the_thread(qtbot, home, busy_index):
+    cube, cat = make_synthetic()
+    app = _app(cube, cat)
+    try:
+        with qtbot.capture_exceptions() as exceptions:
+            viewer = app.new_data_viewer(VerificationViewer, data=cat)
+            thread = viewer._threads[-1]  # noqa: SLF001
+            renderer = viewer._renderer  # noqa: SLF001
+            assert thread.isRunning() and not viewer.is_ready
+            busy_index.set()
+            viewer.close(warn=False)
+            assert thread.isFinished() and not renderer.is_alive  # stopped and joined
+            # The widgets go right away; what the thread sent before it ended arrives
+            # after that and is dropped.  (This raised "wrapped C/C++ object of type
+            # _IndexThread has been deleted".)
+            _delete_now(viewer)
+            qtbot.wait(300)
+        assert exceptions == []
+    finally:
+        app.close()
+
+
+def test_widgets_destroyed_while_indexing(qtbot, home, busy_index):
+    """No close at all: the index thread outlives the viewer and ends on its own.
+
+    It used to be a Qt child of the viewer and was destroyed while running, which
+    aborts the process ("QThread: Destroyed while thread is still running").
+    """
+    cube, cat = make_synthetic()
+    app = _app(cube, cat)
+    try:
+        with qtbot.capture_exceptions() as exceptions:
+            viewer = app.new_data_viewer(VerificationViewer, data=cat)
+            thread = viewer._threads[-1]  # noqa: SLF001
+            renderer = viewer._renderer  # noqa: SLF001
+            assert thread.isRunning()
+            _delete_now(viewer)
+            assert not renderer.is_alive  # stopped by the viewer's destroyed signal
+            busy_index.set()
+            qtbot.waitUntil(thread.isFinished, timeout=30000)
+            qtbot.wait(300)
+        assert exceptions == []
+    finally:
+        app.close()
+
+
+def test_close_while_rendering_stops_the_render_thread(synth, qtbot, monkeypatch):
+    app, viewer, cube, cat = synth
+    qtbot.waitUntil(lambda: viewer.rendering_idle, timeout=60000)
+    views = render_module.candidate_views
+
+    def slow_views(*args, **kwargs):
+        time.sleep(0.5)
+        return views(*args, **kwargs)
+
+    monkeypatch.setattr(render_module, "candidate_views", slow_views)
+    renderer = viewer._renderer  # noqa: SLF001
+    with qtbot.capture_exceptions() as exceptions:
+        viewer.state.margin_min = 9  # a new figure to render
+        qtbot.waitUntil(lambda: bool(renderer.pending()), timeout=5000)
+        viewer.close(warn=False)
+        assert not renderer.is_alive
+        _delete_now(viewer)
+        qtbot.wait(300)
+    assert exceptions == []
 
 
 # -- real data: L1448 13CO -------------------------------------------------------------

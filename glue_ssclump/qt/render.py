@@ -142,6 +142,11 @@ class RenderWorker:
         with self._cond:
             return self._busy is None and not self._jobs
 
+    @property
+    def is_alive(self) -> bool:
+        """The render thread is running (False once :meth:`stop` has ended it)."""
+        return self._thread.is_alive()
+
     def stop(self, timeout: float = 5.0) -> None:
         """Finish the current render and end the thread."""
         with self._cond:

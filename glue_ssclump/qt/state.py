@@ -16,6 +16,7 @@ ORDERS = {
     "uncertain": "Most uncertain first (|p_clump - 0.5|)",
     "snr": "Lowest peak SNR first",
     "random": "Random sample (seeded)",
+    "list": "Given list of ids",
 }
 
 
@@ -52,6 +53,9 @@ class VerificationViewerState(ViewerState):
     current_id = CallbackProperty(None, docstring="clump_id of the candidate shown")
     order = SelectionCallbackProperty(default_index=0, choices=list(ORDERS),
                                       docstring="Navigation order")
+    navigation_ids = CallbackProperty(
+        None, docstring="clump_ids visited, in this order, when order is 'list' (a list "
+                        "of int, or None); set with VerificationViewer.set_navigation_ids")
     unlabelled_only = CallbackProperty(False, docstring="Skip candidates that have a label")
     advance_after_label = CallbackProperty(True, docstring="Go to the next candidate after "
                                                            "a label is given")
@@ -98,4 +102,6 @@ class VerificationViewerState(ViewerState):
             return 3
         if name == "current_id":
             return 0
+        if name == "navigation_ids":
+            return 2  # before the order that uses it
         return 1

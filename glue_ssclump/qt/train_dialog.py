@@ -23,8 +23,9 @@ What the dialog does (METHOD.md sections 4-6; the paper's Sect. 3.3 and Appendix
   verdict subset groups update in every view), the checkpoint, training log and plot
   are saved in a run folder whose path is shown.
 * **Active learning**: the unlabelled candidates nearest the threshold are listed and
-  opened in the verification viewer in that order; "Retrain with new labels" runs
-  again with the same settings and the labels given since.
+  opened in the verification viewer, whose navigation is restricted to them in that
+  order (:meth:`~.viewer.VerificationViewer.set_navigation_ids`); "Retrain with new
+  labels" runs again with the same settings and the labels given since.
 
 The dialog only reads glue objects on the GUI thread: the cube, mask and seeds are
 copied into a :class:`TrainJob` before the worker starts.
@@ -766,7 +767,6 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         self.uncertain_ids = np.empty(0, dtype=np.int64)
         self.uncertain_viewer: Any = None
         self._queue = np.empty(0, dtype=np.int64)
-        self._viewer_advance = True
         self._plan: SeedPlan | None = None
         self._auto_out_dir = ""
         self._close_requested = False
@@ -1294,13 +1294,13 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
 
     @guarded("Could not open the verification viewer")
     def open_uncertain_in_viewer(self, ids: Sequence[int] | None = None) -> Any:
-        """Open (or reuse) the verification viewer and walk it through ``ids`` in order.
+        """Open (or reuse) the verification viewer and navigate it through ``ids``.
 
-        The viewer shows the first unlabelled candidate of the list; each time a label
-        is given there (keys y / n / u), the dialog moves it on to the next unlabelled
-        candidate of the list (the viewer's own "advance after label" is switched off
-        for that, its j / k keys keep its own order: most uncertain by |p - 0.5|,
-        unlabelled only).
+        The unlabelled candidates among ``ids`` are given to the viewer's
+        :meth:`~.viewer.VerificationViewer.set_navigation_ids`, in order: it shows the
+        first one, and its keys (j / k, arrows, Home / End) and its move after a label
+        (if its "advance after label" option is on, the default) go through that list
+        only.  If every one is labelled already, the whole list is given for review.
 
         Parameters
         ----------
@@ -1315,53 +1315,27 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         ids = self.uncertain_ids if ids is None else np.asarray(ids, dtype=np.int64)
         if cat is None or len(ids) == 0:
             raise ValueError("No uncertain candidate to show: run a training first.")
+        todo = ids[self._labels_for(cat, ids) == LABEL_NONE]
         viewer = self._viewer_for(cat, create=True)
-        if self._queue.size == 0 or self.uncertain_viewer is not viewer:
-            self._viewer_advance = bool(viewer.state.advance_after_label)
+        viewer.set_navigation_ids(todo if todo.size else ids)
         self.uncertain_viewer = viewer
-        self._queue = np.asarray(ids, dtype=np.int64)
-        with delay_callback(viewer.state, "order", "unlabelled_only", "advance_after_label"):
-            viewer.state.unlabelled_only = True
-            viewer.state.order = "uncertain"
-            viewer.state.advance_after_label = False
-        self._advance_queue(start=None)
+        self._queue = todo
+        if todo.size == 0:
+            self._say_all_labelled()
         return viewer
 
-    def _advance_queue(self, start: int | None) -> None:
-        """Show the first unlabelled candidate of the queue after id ``start``."""
-        viewer, cat = self.uncertain_viewer, self.state.catalog_data
-        if viewer is None or cat is None or self._queue.size == 0:
-            return
-        labels = self._labels_for(cat, self._queue)
-        first = 0
-        if start is not None:
-            hits = np.flatnonzero(self._queue == start)
-            first = int(hits[0]) + 1 if hits.size else 0
-        todo = [i for i in range(self._queue.size) if labels[i] == LABEL_NONE and i >= first]
-        if not todo:
-            todo = [i for i in range(self._queue.size) if labels[i] == LABEL_NONE]
-        if todo:
-            viewer.state.current_id = int(self._queue[todo[0]])
-        else:
-            self._queue = np.empty(0, dtype=np.int64)
-            viewer.state.advance_after_label = self._viewer_advance
-            self.ui.label_active.setText("Every listed candidate is labelled: retrain to "
-                                         "use the new labels.")
+    def _say_all_labelled(self) -> None:
+        self.ui.label_active.setText("Every listed candidate is labelled: retrain to use "
+                                     "the new labels.")
 
     def _follow_labels(self) -> None:
-        """Move the viewer on once its current candidate of the queue got a label."""
-        viewer, cat = self.uncertain_viewer, self.state.catalog_data
-        if viewer is None or cat is None or self._queue.size == 0:
+        """Say so once every candidate given to the viewer has a label."""
+        cat = self.state.catalog_data
+        if cat is None or self._queue.size == 0:
             return
-        try:
-            current = viewer.state.current_id
-        except RuntimeError:  # the viewer was closed and deleted
-            self.uncertain_viewer = None
-            return
-        if current is None or int(current) not in set(self._queue.tolist()):
-            return
-        if self._labels_for(cat, np.array([int(current)]))[0] != LABEL_NONE:
-            self._advance_queue(start=int(current))
+        if np.all(self._labels_for(cat, self._queue) != LABEL_NONE):
+            self._queue = np.empty(0, dtype=np.int64)
+            self._say_all_labelled()
 
     def _show_row_in_viewer(self, row: int, column: int) -> None:
         if 0 <= row < self.uncertain_ids.size:

@@ -18,16 +18,19 @@ an image viewer) and is itself shown everywhere as the subset group
 
 from __future__ import annotations
 
+import atexit
+import functools
 import logging
 import operator
 import re
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from echo import delay_callback
 from glue.config import viewer_tool
 from glue.core import message as msg
 from glue.core.data import BaseData
@@ -178,15 +181,57 @@ class _Cube:
         self.geometry = cube_geometry(data.coords, tuple(self.intensity.shape), str(unit))
 
 
+#: How long closing a viewer waits for an index build to end (ms).  The build cannot
+#: be interrupted; one still running after this is kept alive by ``_RUNNING_INDEX``.
+_JOIN_TIMEOUT_MS = 60_000
+
+#: Index threads that have not ended.  They have no Qt parent and are referenced here
+#: until they end: a ``QThread`` destroyed while its thread runs aborts the process,
+#: and the viewer's widgets (its Qt children) can be destroyed before a build is done.
+_RUNNING_INDEX: set[_IndexThread] = set()
+
+
+@atexit.register
+def _wait_for_index_threads() -> None:
+    # At interpreter exit, Python may destroy a QThread that is still running.
+    for thread in list(_RUNNING_INDEX):
+        try:
+            thread.wait(_JOIN_TIMEOUT_MS)
+        except RuntimeError:  # its C++ object is already gone
+            pass
+
+
+def _is_deleted(obj: QtCore.QObject) -> bool:
+    """True once the C++ object behind a Qt wrapper has been destroyed."""
+    try:
+        obj.objectName()
+    except RuntimeError:  # "wrapped C/C++ object ... has been deleted"
+        return True
+    return False
+
+
 class _IndexThread(QtCore.QThread):
-    """Builds the :class:`CandidateIndex` (one ``find_objects`` pass) off the GUI thread."""
+    """Builds the :class:`CandidateIndex` (one ``find_objects`` pass) off the GUI thread.
+
+    Deliberately without a Qt parent (see ``_RUNNING_INDEX``).
+    """
 
     built = QtCore.Signal(int, object)
 
-    def __init__(self, token: int, labels: np.ndarray, parent: QtCore.QObject | None = None):
-        super().__init__(parent)
+    def __init__(self, token: int, labels: np.ndarray) -> None:
+        super().__init__()
         self._token = token
         self._labels = labels
+        self.finished.connect(self._release)
+
+    def start(self, priority: QtCore.QThread.Priority = QtCore.QThread.InheritPriority
+              ) -> None:
+        _RUNNING_INDEX.add(self)
+        super().start(priority)
+
+    def _release(self) -> None:  # GUI thread, once the thread has finished
+        self.wait()  # `finished` is emitted just before the thread really ends
+        _RUNNING_INDEX.discard(self)
 
     def run(self) -> None:
         try:
@@ -194,6 +239,20 @@ class _IndexThread(QtCore.QThread):
         except Exception as exc:  # reported on the GUI thread
             result = exc
         self.built.emit(self._token, result)
+
+
+def _stop_background(renderer: RenderWorker, threads: list[_IndexThread]) -> None:
+    """Stop the render thread and wait for the index threads (a viewer's, by reference).
+
+    A module function, so that it can also run from the viewer's ``destroyed`` signal,
+    when the viewer's own wrapper can no longer be used.
+    """
+    renderer.stop()
+    for thread in threads:
+        try:
+            thread.wait(_JOIN_TIMEOUT_MS)
+        except RuntimeError:  # already destroyed
+            pass
 
 
 @viewer_tool
@@ -241,21 +300,27 @@ class VerificationViewer(DataViewer):
         self._order = np.empty(0, dtype=np.int64)
         self._pos_of_row = np.empty(0, dtype=np.int64)
         self._order_note = ""
+        self._order_before_list = "catalogue"
         self._undo: list[list[tuple[int, int]]] = []
         self._current_group: Any = None
         self._own_group_update = False
         self._refresh_pending = False
         self._group_update_pending = False
-        self._closed = False
+        self._stopped = False
         self._autosave_error_shown = False
         self.last_autosave: Path | None = None
         self._autosave_time = ""
 
         self._build_ui()
+        # Widgets destroyed without a close (the application torn down, a parent
+        # deleted): the background threads still stop.  Not a bound method of the
+        # viewer, whose wrapper is unusable by then.
+        self.destroyed.connect(functools.partial(_stop_background, self._renderer,
+                                                 self._threads))
         self.state.refresh_data_choices(self._data)
         self.state.add_callback("catalog_data", self._on_catalog_changed)
         self.state.add_callback("cube_data", self._on_cube_changed)
-        for name in ("order", "unlabelled_only", "seed"):
+        for name in ("order", "navigation_ids", "unlabelled_only", "seed"):
             self.state.add_callback(name, self._on_order_changed)
         self.state.add_callback("current_id", self._on_current_changed)
         self.state.add_callback("margin_frac", self._redraw_current)
@@ -492,18 +557,36 @@ class VerificationViewer(DataViewer):
 
     def _refresh_catalog(self) -> None:
         self._refresh_pending = False
-        if self._catalog is None:
+        if self._catalog is None or self._stopped or _is_deleted(self):
             return
         self._catalog.refresh()
         self._build_order()
         self._update_panel()
 
-    def closeEvent(self, event: Any) -> None:
-        self._closed = True
-        self._renderer.stop()
-        for thread in self._threads:
-            thread.wait()
+    def closeEvent(self, event: Any) -> None:  # noqa: N802 (Qt API)
+        self._shut_down()
         super().closeEvent(event)
+
+    def cleanup(self) -> None:
+        """glue's clean-up hook of viewers: also stops the background threads."""
+        self._shut_down()
+        super().cleanup()
+
+    def _shut_down(self) -> None:
+        """Stop the render thread and wait for the index thread; the viewer is done.
+
+        Called when the viewer closes (and by :meth:`cleanup`).  Results that the
+        threads sent before they ended are dropped when they arrive, so the viewer's
+        widgets may be destroyed right after this.  Idempotent.
+        """
+        self._stopped = True
+        self._index_token += 1  # an index built meanwhile is stale
+        try:
+            self._renderer.rendered.disconnect(self._on_rendered)
+        except (TypeError, RuntimeError):  # already disconnected
+            pass
+        _stop_background(self._renderer, self._threads)
+        self._threads.clear()
 
     # -- datasets ------------------------------------------------------------------------
 
@@ -566,20 +649,20 @@ class VerificationViewer(DataViewer):
         self._renderer.set_cube(self._generation, self._cube.intensity, self._cube.labels,
                                 self._cube.geometry)
         self.view.set_message("Indexing the candidates of the cube…")
-        thread = _IndexThread(self._index_token, self._cube.labels, parent=self)
+        if self._stopped:
+            return
+        # In place: _stop_background (the destroyed hook) holds this list.
+        self._threads[:] = [t for t in self._threads if not t.isFinished()]
+        thread = _IndexThread(self._index_token, self._cube.labels)
         thread.built.connect(self._on_index_built)
-        thread.finished.connect(lambda t=thread: self._forget_thread(t))
         self._threads.append(thread)
         thread.start()
 
-    def _forget_thread(self, thread: _IndexThread) -> None:
-        if thread in self._threads:
-            self._threads.remove(thread)
-        thread.deleteLater()
-
     def _on_index_built(self, token: int, result: object) -> None:
-        if token != self._index_token:
-            return  # a newer cube (or mask) replaced this one meanwhile
+        if token != self._index_token or self._stopped or _is_deleted(self):
+            # A newer cube (or mask) replaced this one meanwhile, or the viewer was
+            # closed (its widgets may be gone).
+            return
         if isinstance(result, Exception):
             self._index_error = f"could not index the cube's clump_id mask: {result}"
             self.status(self._index_error)
@@ -627,9 +710,102 @@ class VerificationViewer(DataViewer):
                 order = np.argsort(np.where(np.isfinite(snr), snr, np.inf), kind="stable")
         elif how == "random":
             order = np.random.default_rng(int(self.state.seed or 0)).permutation(n)
+        elif how == "list":
+            order = self._listed_rows(order)
         self._order = order.astype(np.int64)
-        self._pos_of_row = np.empty(n, dtype=np.int64)
-        self._pos_of_row[self._order] = np.arange(n)
+        # Rows outside the order (a given list) are past its end.
+        self._pos_of_row = np.full(n, self._order.size, dtype=np.int64)
+        self._pos_of_row[self._order] = np.arange(self._order.size)
+
+    def _listed_rows(self, default: np.ndarray) -> np.ndarray:
+        """Rows of the ids of ``state.navigation_ids`` (``default`` if none is usable)."""
+        cat = self._catalog
+        assert cat is not None
+        wanted = list(self.state.navigation_ids or ())
+        rows = [cat.row_of[int(i)] for i in wanted if int(i) in cat.row_of]
+        if not wanted:
+            self._order_note = "no list of ids given: catalogue order"
+            return default
+        if not rows:
+            self._order_note = "none of the listed ids is in the catalogue: catalogue order"
+            return default
+        # A list edited into the state or a session by hand may repeat ids.
+        _, first = np.unique(np.asarray(rows, dtype=np.int64), return_index=True)
+        kept = np.asarray(rows, dtype=np.int64)[np.sort(first)]
+        if len(wanted) > kept.size:
+            self._order_note = (f"given list of ids ({len(wanted) - kept.size} not in the "
+                                "catalogue or repeated)")
+        return kept
+
+    def set_navigation_ids(self, ids: Iterable[int] | np.ndarray | None) -> None:
+        """Navigate through these candidates only, in this order; show the first one.
+
+        Next / previous (j / k, the arrows, the buttons), Home / End, the move after a
+        label and the prefetching of figures then follow ``ids``; the "unlabelled only"
+        option still skips labelled candidates of the list.  The options panel shows the
+        order "Given list of ids"; choosing another order there leaves the list, and
+        choosing "Given list of ids" again returns to it.  Other ways of changing the
+        current candidate (go to id, a selection in another viewer) still reach any
+        candidate; "next" from one outside the list goes to the list's first.
+
+        Parameters
+        ----------
+        ids : iterable of int, or None
+            ``clump_id`` values of candidates of the viewer's catalogue, each at most
+            once, in the order to visit them.  The first one becomes the current
+            candidate (even if it is labelled).  ``None`` forgets the list and restores
+            the navigation order that was used before it.
+
+        Raises
+        ------
+        ValueError
+            If the viewer has no catalogue, or ``ids`` is empty, not integers, has
+            repeated ids or ids that are not in the catalogue (nothing changes then).
+
+        Notes
+        -----
+        The list is viewer state (``state.navigation_ids``, with ``state.order`` set to
+        ``"list"``), so it is saved with the glue session and restored from it.
+        """
+        if ids is None:
+            restore = self._order_before_list if self.state.order == "list" \
+                else self.state.order
+            with delay_callback(self.state, "order", "navigation_ids"):
+                self.state.navigation_ids = None
+                self.state.order = restore
+            return
+        cat = self._catalog
+        if cat is None:
+            raise ValueError("set_navigation_ids: the viewer has no candidate catalogue")
+        values = np.asarray(ids if isinstance(ids, np.ndarray) else list(ids))
+        if values.size == 0:
+            raise ValueError("set_navigation_ids: the list of clump ids is empty (pass None "
+                             "to restore the viewer's own order)")
+        if values.ndim != 1 or values.dtype.kind not in "iu":
+            raise ValueError("set_navigation_ids: expected a flat list of integer clump ids, "
+                             f"got an array of {values.dtype} with shape {values.shape}")
+        unique, counts = np.unique(values, return_counts=True)
+        repeated = unique[counts > 1]
+        if repeated.size:
+            raise ValueError("set_navigation_ids: clump ids listed more than once: "
+                             f"{_id_list(repeated)}")
+        unknown = np.array([i for i in values.tolist() if i not in cat.row_of], dtype=np.int64)
+        if unknown.size:
+            raise ValueError(f"set_navigation_ids: {unknown.size} clump id(s) not in the "
+                             f"catalogue {cat.data.label!r}: {_id_list(unknown)}")
+        if self.state.order != "list":
+            self._order_before_list = str(self.state.order)
+        with delay_callback(self.state, "order", "navigation_ids"):
+            self.state.navigation_ids = [int(i) for i in values.tolist()]
+            self.state.order = "list"
+        self.state.current_id = int(values[0])
+
+    def _position(self, row: int | None) -> int | None:
+        """Position of catalogue ``row`` in the navigation order (None: not in it)."""
+        if row is None or row >= self._pos_of_row.size:
+            return None
+        pos = int(self._pos_of_row[row])
+        return pos if pos < self._order.size else None
 
     def _current_row(self) -> int | None:
         if self._catalog is None or self.state.current_id is None:
@@ -662,16 +838,15 @@ class VerificationViewer(DataViewer):
 
     def next_candidate(self) -> bool:
         """Move to the next candidate in the navigation order; False at the end."""
-        row = self._current_row()
-        start = 0 if row is None else int(self._pos_of_row[row]) + 1
-        return self._go_to_position(start, +1)
+        pos = self._position(self._current_row())
+        return self._go_to_position(0 if pos is None else pos + 1, +1)
 
     def previous_candidate(self) -> bool:
         """Move to the previous candidate in the navigation order; False at the start."""
-        row = self._current_row()
-        if row is None:
+        pos = self._position(self._current_row())
+        if pos is None:
             return self._go_to_position(0, +1)
-        return self._go_to_position(int(self._pos_of_row[row]) - 1, -1)
+        return self._go_to_position(pos - 1, -1)
 
     def _jump_to_end(self, first: bool) -> None:
         if first:
@@ -789,7 +964,7 @@ class VerificationViewer(DataViewer):
 
     def _on_rendered(self, key: tuple, result: object) -> None:
         self._received += 1
-        if self._closed or key[0] != self._generation:
+        if self._stopped or key[0] != self._generation or _is_deleted(self):
             return
         current = self._current_key()
         if isinstance(result, Exception):
@@ -819,8 +994,11 @@ class VerificationViewer(DataViewer):
         cat, row = self._catalog, self._current_row()
         if cat is None or row is None or self._order.size == 0:
             return []
-        pos = int(self._pos_of_row[row])
-        window = self._order[max(0, pos - 4 * behind - 4):pos + 4 * ahead + 5]
+        pos = self._position(row)
+        if pos is None:  # outside a given list: its first ones come next
+            window = self._order[:4 * ahead + 5]
+        else:
+            window = self._order[max(0, pos - 4 * behind - 4):pos + 4 * ahead + 5]
         if self.state.unlabelled_only:
             window = window[cat.labels()[window] == LABEL_NONE]
         ids = cat.ids[window]
@@ -841,7 +1019,7 @@ class VerificationViewer(DataViewer):
     def _update_current_group(self) -> None:
         self._group_update_pending = False
         cat, cid = self._catalog, self.state.current_id
-        if cat is None or cid is None or self._closed or cat.data not in self._data:
+        if cat is None or cid is None or self._stopped or cat.data not in self._data:
             return
         state = InequalitySubsetState(cat.cid(KEY), int(cid), operator.eq)
         self._own_group_update = True
@@ -889,9 +1067,12 @@ class VerificationViewer(DataViewer):
             self.position_label.setText("")
             self.info_label.setText("")
             return
-        pos = int(self._pos_of_row[row]) + 1 if self._pos_of_row.size else 0
+        pos = self._position(row)
+        where = (f"{pos + 1} of {self._order.size}" if pos is not None
+                 else f"not among the {self._order.size}")
         order_text = {"catalogue": "catalogue order", "uncertain": "most uncertain first",
-                      "snr": "lowest SNR first", "random": f"random, seed {self.state.seed}"}
+                      "snr": "lowest SNR first", "random": f"random, seed {self.state.seed}",
+                      "list": "given list of ids"}
         how = order_text.get(self.state.order, str(self.state.order))
         if self._order_note:
             how = self._order_note
@@ -899,7 +1080,7 @@ class VerificationViewer(DataViewer):
         if self.state.unlabelled_only:
             extra = f"; {counts[LABEL_NONE]} unlabelled"
         self.title_label.setText(f"Candidate {int(cat.ids[row])}")
-        self.position_label.setText(f"{pos} of {n} ({how}{extra})")
+        self.position_label.setText(f"{where} ({how}{extra})")
         self.info_label.setText(self._info_html(row, int(labels[row])))
 
     def _info_html(self, row: int, label: int) -> str:
@@ -1214,6 +1395,12 @@ class VerificationViewer(DataViewer):
         else:
             row = int(rows[np.argmin(self._pos_of_row[rows])])
         self.state.current_id = int(cat.ids[row])
+
+
+def _id_list(ids: np.ndarray, most: int = 10) -> str:
+    """``1, 2, 3`` (the first ``most`` ids, then how many more)."""
+    shown = ", ".join(str(int(i)) for i in ids[:most])
+    return shown + (f" and {ids.size - most} more" if ids.size > most else "")
 
 
 def _as_float(value: Any) -> float | None:
