@@ -18,6 +18,7 @@ from glue_ssclump.core.model import (
     count_macs,
     count_parameters,
     infer,
+    reference_features,
 )
 from glue_ssclump.core.progress import Cancelled, Progress
 
@@ -84,7 +85,10 @@ def test_intermediate_shapes(model):
     for name in ("stem_conv", "res_conv1", "res_skip", "conv3"):
         getattr(model, name).register_forward_hook(
             lambda m, i, o, name=name: seen.__setitem__(name, tuple(o.shape[1:])))
-    model(torch.from_numpy(_samples(1)))
+    # training mode: in eval mode res_conv1 / res_conv2 run with their BatchNorm folded in
+    model.train()
+    with torch.no_grad():
+        model(torch.from_numpy(_samples(2)))
     assert seen == {"stem_conv": (16, 15, 15, 15), "res_conv1": (32, 8, 8, 8),
                     "res_skip": (32, 8, 8, 8), "conv3": (64, 4, 4, 4)}
 
@@ -250,21 +254,79 @@ def test_tune_cpu_allocator_is_idempotent():
     assert tune_cpu_allocator() is first
 
 
-def test_pool_backward_matches_max_pool3d():
+@pytest.mark.parametrize("fmt", [torch.contiguous_format, torch.channels_last_3d])
+def test_training_step_matches_plain_modules(fmt):
+    """Folded input BatchNorm + stem: same gradients, running statistics and outputs.
+
+    float64, where the float32 rounding differences (1e-7) cannot flip a ReLU or a
+    max-pool choice and so the comparison is exact up to 1e-9.
+    """
+    import copy
+
     import torch.nn.functional as F
 
-    from glue_ssclump.core.model import _max_pool2_same
+    torch.manual_seed(5)
+    fast = build_model(dropout=0.0).double()
+    plain = copy.deepcopy(fast)
+    fast = fast.to(memory_format=fmt)
+    x = torch.rand(6, 1, 30, 30, 30, dtype=torch.float64).contiguous(memory_format=fmt)
+    y = torch.tensor([0, 1, 1, 0, 1, 0])
+    fast.train()
+    plain.train()
+    F.cross_entropy(fast.head(fast.features(x)), y).backward()
+    F.cross_entropy(plain.head(reference_features(plain, x)), y).backward()
+    for (name, a), (_, b) in zip(fast.named_parameters(), plain.named_parameters(),
+                                 strict=True):
+        if name in ("res_conv1.bias", "res_conv2.bias"):
+            # followed by a training-mode BatchNorm: the true gradient is 0, both sides
+            # hold rounding noise
+            assert float(a.grad.abs().max()) < 1e-12
+            continue
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-9, atol=1e-12, msg=name)
+    for (name, a), (_, b) in zip(fast.named_buffers(), plain.named_buffers(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=0, msg=name)
+    # eval mode (BatchNorms folded into the convolutions) and saliency-style input grads
+    fast.eval()
+    plain.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(fast.features(x), reference_features(plain, x),
+                                   rtol=1e-10, atol=1e-12)
+    fast.train()
+    plain.train()
+    xa = x.clone().requires_grad_(True)
+    xb = x.clone().requires_grad_(True)
+    fast.features(xa).sum().backward()
+    reference_features(plain, xb).sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-9, atol=1e-12)
 
-    torch.manual_seed(1)
-    for fmt in (torch.contiguous_format, torch.channels_last_3d):
-        # ReLU zeros tie with each other and with the padding: the gradient must go to
-        # the same voxel as max_pool3d's (the first of tied values).
-        base = torch.relu(torch.randn(2, 3, 6, 7, 5, dtype=torch.float64))
-        a = base.clone().contiguous(memory_format=fmt).requires_grad_(True)
-        b = base.clone().requires_grad_(True)
-        g = torch.randn(2, 3, 6, 7, 5, dtype=torch.float64)
-        _max_pool2_same(a).backward(g)
-        F.max_pool3d(F.pad(b, (0, 1, 0, 1, 0, 1)), kernel_size=2, stride=1).backward(g)
-        torch.testing.assert_close(a.grad, b.grad)
-    x = torch.rand(1, 2, 4, 5, 3, dtype=torch.float64, requires_grad=True)
-    assert torch.autograd.gradcheck(_max_pool2_same, (x,))
+
+def test_dropout_keep_fraction_layout_and_seed():
+    from glue_ssclump.core.model import _dropout
+
+    x = torch.ones(64, 32, 8, 8, 8).contiguous(memory_format=torch.channels_last_3d)
+    torch.manual_seed(0)
+    a = _dropout(x, 0.5, True)
+    assert a.is_contiguous(memory_format=torch.channels_last_3d)
+    assert set(torch.unique(a).tolist()) == {0.0, 2.0}
+    assert abs(float((a > 0).float().mean()) - 0.5) < 0.005
+    torch.manual_seed(0)
+    assert torch.equal(_dropout(x, 0.5, True), a)
+    b = _dropout(torch.ones(200_000), 0.2, True)
+    assert abs(float((b > 0).float().mean()) - 0.8) < 0.005
+    torch.testing.assert_close(b.mean(), torch.tensor(1.0), atol=0.01, rtol=0)
+    assert _dropout(x, 0.5, False) is x
+    assert float(_dropout(x, 1.0, True).abs().max()) == 0.0
+
+
+def test_training_mode_batchnorms_inside_eval_model_update(model):
+    """BatchNorm recalibration runs the BatchNorms alone in training mode: none may be
+    folded away (a folded BatchNorm would keep its old statistics)."""
+    norms = [model.input_bn, model.res_bn1, model.res_bn2]
+    before = [m.running_var.clone() for m in norms]
+    model.eval()
+    for m in norms:
+        m.train()
+    with torch.no_grad():
+        model.features(torch.from_numpy(_samples(4, seed=7)))
+    for m, old in zip(norms, before, strict=True):
+        assert not torch.equal(m.running_var, old)
