@@ -362,13 +362,14 @@ def cmd_train_default(args: argparse.Namespace) -> int:
 
 
 def _threshold(text: str) -> float | str:
-    """argparse type of --threshold: a number in [0, 1] or 'elbow'."""
-    if text.strip().lower() == "elbow":
-        return "elbow"
+    """argparse type of --threshold: a number in [0, 1], 'clusters' or 'elbow'."""
+    if text.strip().lower() in ("clusters", "elbow"):
+        return text.strip().lower()
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number or 'elbow'") from None
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number, 'clusters' or 'elbow'") from None
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{value} is outside [0, 1]")
     return value
@@ -439,7 +440,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="starting model: default (shipped), scratch, or a checkpoint PATH")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threshold", default=0.5, type=_threshold,
-                   help="p_clump threshold, or 'elbow' (ROC elbow of the labelled candidates)")
+                   help="p_clump threshold; 'clusters': call as many candidates clumps as "
+                        "the final Constrained-KMeans partition holds; 'elbow': ROC elbow "
+                        "of the labelled candidates (default 0.5)")
     p.add_argument("--band", type=float, default=0.1,
                    help="|p_clump - threshold| below this is 'uncertain' (default 0.1)")
     p.add_argument("--lr", type=float, default=None, help="learning rate")

@@ -66,7 +66,7 @@ def test_verify_only_keeps_stored_labels(detected, l1448_path):
 
 @pytest.mark.parametrize("argv, match", [
     (["synth", "x", "--preset", "nope"], "unknown preset"),
-    (["verify", ".", "--cube", "c.fits", "--threshold", "abc"], "not a number or 'elbow'"),
+    (["verify", ".", "--cube", "c.fits", "--threshold", "abc"], "not a number, 'clusters' or 'elbow'"),
 ])
 def test_bad_options_are_messages_not_tracebacks(argv, match, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

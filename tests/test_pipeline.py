@@ -107,3 +107,24 @@ def test_empty_seed_class_names_the_fix(small):
     seeds[np.flatnonzero(y)[:3]] = 1
     with pytest.raises(ValueError, match="(?i)not clump"):
         verify(cube.data, det.labels, det.catalog, seeds, config=TINY, init="scratch")
+
+
+def test_cluster_threshold_rule_matches_the_partition(small):
+    """'clusters': the share called clumps is the final partition's clump share."""
+    cube, det, y = small
+    seeds = _seeds(y)
+    v = verify(cube.data, det.labels, det.catalog, seeds, config=TINY, init="scratch",
+               threshold="clusters", uncertain_band=0.0)
+    share = float(np.mean(v.train_result.pseudo_labels == 1))
+    assert np.mean(v.p_clump >= v.threshold) == pytest.approx(share, abs=1.5 / y.size)
+    assert v.catalog.meta["ssclump_threshold_rule"] == "clusters"
+    # verify-only: a partition of the model's own features, seeded by the labels
+    again = verify(cube.data, det.labels, det.catalog, seeds, config=TINY, init=v.model,
+                   train_model=False, threshold="clusters")
+    assert again.train_result is None and 0.0 <= again.threshold <= 1.0
+    with pytest.raises(ValueError, match="both classes"):
+        verify(cube.data, det.labels, det.catalog, None, config=TINY, init=v.model,
+               threshold="clusters")
+    with pytest.raises(ValueError, match="'clusters' or 'elbow'"):
+        verify(cube.data, det.labels, det.catalog, seeds, config=TINY, init=v.model,
+               train_model=False, threshold="median")

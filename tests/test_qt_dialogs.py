@@ -728,3 +728,15 @@ def test_verify_only_applies_a_checkpoint(qapp, glue_app, first_run, tmp_path):
     _close_boxes()
     st.mode = "train"
     st.threshold = 0.5
+
+    # A threshold rule instead of a value: the value box is disabled, the job carries it.
+    st.checkpoint_path = str(checkpoint)
+    st.threshold_rule = "clusters"
+    _process(qapp, 0.1)
+    assert not dialog.ui.value_threshold.isEnabled()
+    assert dialog.ui.combosel_threshold_rule.currentText() == "From the clusters"
+    assert dialog.make_job().threshold == "clusters"
+    st.threshold_rule = "fixed"
+    _process(qapp, 0.1)
+    assert dialog.ui.value_threshold.isEnabled()
+    assert dialog.make_job().threshold == 0.5

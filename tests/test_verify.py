@@ -96,3 +96,18 @@ def test_elbow_threshold_separates_separable_scores():
     assert np.array_equal((p >= t).astype(int), labels)
     with pytest.raises(ValueError, match="both classes"):
         elbow_threshold(p[:10], labels[:10])
+
+
+def test_cluster_threshold_calls_the_given_share():
+    from glue_ssclump.core.verify import cluster_threshold
+
+    p = np.array([0.9, 0.02, 0.6, 0.05, 0.3, np.nan, 0.07, 0.01])
+    # 7 finite values; 3/7 called clumps: 0.9, 0.6, 0.3 -> midway to 0.07
+    t = cluster_threshold(p, 3 / 7)
+    assert t == pytest.approx(0.185)
+    assert np.sum(p >= t) == 3
+    assert cluster_threshold(p, 0.0) == 1.0
+    assert cluster_threshold(p, 1.0) == 0.0
+    assert cluster_threshold([], 0.5) == 1.0
+    with pytest.raises(ValueError, match="clump_fraction"):
+        cluster_threshold(p, 1.5)

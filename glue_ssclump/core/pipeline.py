@@ -21,14 +21,15 @@ from astropy.table import Table
 from ..version import __version__
 from .catalog import build_catalog, crossmatch
 from .checkpoint import save_checkpoint
+from .ckmeans import constrained_kmeans
 from .cube import PPVCube, estimate_rms
 from .detectors import DetectionResult, run_detector
 from .labels import LABEL_CLUMP, LABEL_NONE, LABEL_NOT_CLUMP, labels_array, seed_labels
-from .model import ARCH_VERSION, INPUT_SIZE
+from .model import ARCH_VERSION, INPUT_SIZE, infer
 from .progress import Progress, ensure_progress
 from .samples import CandidateSamples
 from .training import EpochRecord, TrainConfig, TrainResult, load_initial_model, train
-from .verify import elbow_threshold, predict, verify_catalog
+from .verify import cluster_threshold, elbow_threshold, verify_catalog
 
 DEFAULT_THRESHOLD = 0.5
 DEFAULT_BAND = 0.1
@@ -186,9 +187,14 @@ def verify(
     train_model : bool, optional
         Train before verifying; default: when ``labels`` holds seeds.  ``False`` is
         "verify only" (apply ``init`` as it is).
-    threshold : float or 'elbow'
-        p(clump) at which a candidate is a clump; 'elbow' takes the ROC elbow of the
-        labelled candidates.
+    threshold : float, 'clusters' or 'elbow'
+        p(clump) at which a candidate is a clump.  'clusters' calls as many candidates
+        clumps as the final Constrained-KMeans partition (seeded by the labelled
+        candidates) put in the clump cluster (:func:`~glue_ssclump.core.verify.
+        cluster_threshold`; after training, the partition of its last epoch over the
+        pool; in verify-only mode, a partition of the model's features); 'elbow' takes
+        the ROC elbow of the labelled candidates (which training has seen, so their
+        probabilities are optimistic).
     uncertain_band : float
         ``|p - threshold| <`` band is 'uncertain'.
     pool : ndarray of bool, optional
@@ -252,14 +258,30 @@ def verify(
                                 model=model, threshold=float("nan"),
                                 uncertain_band=uncertain_band, train_result=result,
                                 init=_init_name(init), n_seeds=_seed_counts(seeds))
-    p = predict(model, samples, device=config.device, batch_size=config.infer_batch_size,
-                progress=progress.span(0.85 if train_model else 0.0, 1.0))
-    if isinstance(threshold, str):
-        if threshold != "elbow":
-            raise ValueError(f"threshold must be a number or 'elbow', not {threshold!r}")
-        known = seeds >= 0
+    rule = threshold if isinstance(threshold, str) else "fixed"
+    if rule not in ("fixed", "clusters", "elbow"):
+        raise ValueError(f"threshold must be a number, 'clusters' or 'elbow', not "
+                         f"{threshold!r}")
+    known = seeds >= 0
+    if rule != "fixed" and np.unique(seeds[known]).size < 2:
+        raise ValueError(f"threshold {rule!r} needs labelled candidates of both classes; "
+                         f"label some clumps and some non-clumps, or give a number")
+    p, feats = infer(model, samples, batch_size=config.infer_batch_size,
+                     device=config.device,
+                     progress=progress.span(0.85 if train_model else 0.0, 1.0))
+    p = np.asarray(p, dtype=np.float32)
+    if rule == "clusters":
+        if result is not None and result.pseudo_labels is not None:
+            in_pool = np.flatnonzero(pool) if pool is not None else np.arange(ids.size)
+            fraction = float(np.mean(result.pseudo_labels == 1))
+        else:
+            in_pool = np.arange(ids.size)
+            fraction = float(np.mean(constrained_kmeans(feats, seeds).labels == 1))
+        threshold = cluster_threshold(p[in_pool], fraction)
+    elif rule == "elbow":
         threshold = elbow_threshold(p[known], seeds[known])
     out = verify_catalog(catalog, p, float(threshold), uncertain_band)
+    out.meta["ssclump_threshold_rule"] = rule
     out["label"] = codes.astype(np.int16)
     out.meta["model_init"] = _init_name(init)
     progress.update(1.0, "verified")

@@ -98,6 +98,9 @@ _INIT_LABELS = {"default": "Shipped default model", "scratch": "From scratch (ne
 _MODE_LABELS = {"train": "Train, then verify all candidates",
                 "verify": "Verify only (apply the model, no training)"}
 _DEVICE_LABELS = {"auto": "auto", "cpu": "cpu", "cuda": "cuda"}
+_THRESHOLD_LABELS = {"fixed": "Fixed p(clump)",
+                     "clusters": "From the clusters",
+                     "elbow": "ROC elbow of the labels"}
 _WARN = "#b35900"
 _ERROR = "#c0392b"
 
@@ -297,7 +300,9 @@ class TrainJob:
         'default', 'scratch' or a checkpoint path.
     train : bool
         False: verify only.
-    threshold, uncertain_band : float
+    threshold : float, 'clusters' or 'elbow'
+        See :func:`~glue_ssclump.core.pipeline.verify`.
+    uncertain_band : float
     pool : ndarray or None
     heldout : (rows, labels) or None
     out_dir : Path or None
@@ -313,7 +318,7 @@ class TrainJob:
     config: TrainConfig
     init: str | Path = "default"
     train: bool = True
-    threshold: float = DEFAULT_THRESHOLD
+    threshold: float | str = DEFAULT_THRESHOLD
     uncertain_band: float = DEFAULT_BAND
     pool: np.ndarray | None = None
     heldout: tuple[np.ndarray, np.ndarray] | None = None
@@ -682,6 +687,8 @@ class TrainState(State):
     batch_size = CallbackProperty(TrainConfig.batch_size)
     passes = CallbackProperty(TrainConfig.passes)
     seed = CallbackProperty(TrainConfig.seed)
+    threshold_rule = SelectionCallbackProperty(default_index=0,
+                                               choices=list(_THRESHOLD_LABELS))
     threshold = CallbackProperty(DEFAULT_THRESHOLD)
     uncertain_band = CallbackProperty(DEFAULT_BAND)
     holdout_percent = CallbackProperty(0)
@@ -697,6 +704,7 @@ class TrainState(State):
         TrainState.mode.set_display_func(self, _MODE_LABELS.get)
         TrainState.init.set_display_func(self, self._init_label)
         TrainState.device.set_display_func(self, self._device_label)
+        TrainState.threshold_rule.set_display_func(self, _THRESHOLD_LABELS.get)
         self.lr = TrainConfig().lr
         if not DEFAULT_CHECKPOINT.is_file():
             self.init = "scratch"
@@ -815,7 +823,7 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
                      "pool_subset", "holdout_percent", "seed", "mode"):
             self.state.add_callback(name, self._schedule_refresh)
         self.state.add_callback("catalog_data", self._on_catalog_changed)
-        for name in ("mode", "init"):
+        for name in ("mode", "init", "threshold_rule"):
             self.state.add_callback(name, self._update_enabled)
         self.state.add_callback("device", self._update_device_label)
         self.state.add_callback("n_uncertain", self._on_n_uncertain)
@@ -919,10 +927,12 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         self.ui.text_checkpoint_path.setEnabled(checkpoint and not running)
         self.ui.button_browse_checkpoint.setEnabled(checkpoint and not running)
         for w in (self.ui.combosel_catalog_data, self.ui.combosel_mode, self.ui.combosel_init,
-                  self.ui.combosel_device, self.ui.value_threshold,
+                  self.ui.combosel_device, self.ui.combosel_threshold_rule,
                   self.ui.value_uncertain_band, self.ui.text_out_dir,
                   self.ui.button_browse_out):
             w.setEnabled(not running)
+        self.ui.value_threshold.setEnabled(self.state.threshold_rule == "fixed"
+                                           and not running)
         self.ui.button_run.setText("Train && verify" if train else "Verify")
         self.ui.button_run.setEnabled(not running)
         self.ui.button_retrain.setEnabled(not running and self.last_outcome is not None
@@ -1095,7 +1105,9 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
                 "pool": _pool_label(self.state.pool_subset)}
         return TrainJob(data=cube.data, labels_mask=mask, catalog=table, codes=plan.codes,
                         config=config, init=init, train=train,
-                        threshold=float(self.state.threshold),
+                        threshold=(float(self.state.threshold)
+                                   if self.state.threshold_rule == "fixed"
+                                   else str(self.state.threshold_rule)),
                         uncertain_band=float(self.state.uncertain_band),
                         pool=plan.pool if train else None,
                         heldout=plan.heldout if train else None,
