@@ -181,12 +181,15 @@ def run_verify(
     seed: int = 0,
     verify_only: bool = False,
     quiet: bool = False,
+    cube=None,
 ):
     """Train (with labels) and verify the candidates of an ``ssclump detect`` directory.
 
     Adds ``p_clump``, ``verdict`` and ``label`` to ``DIR/catalog.fits`` (every other
     column kept) and writes ``DIR/model.pt``, ``DIR/training_log.csv`` and
-    ``DIR/training.png``.
+    ``DIR/training.png``.  ``cube``: the already-read
+    :class:`~glue_ssclump.core.cube.PPVCube` of ``cube_path`` (the demo has it from
+    detection), else it is read.
 
     Returns
     -------
@@ -207,7 +210,7 @@ def run_verify(
         if not (det_dir / name).is_file():
             raise UserError(f"{det_dir / name} is missing: run `ssclump detect CUBE --out "
                             f"{det_dir}` first")
-    cube = read_cube(cube_path)
+    cube = read_cube(cube_path) if cube is None else cube
     catalog = read_catalog(det_dir / "catalog.fits")
     mask = np.asarray(fits.getdata(det_dir / "mask.fits"))
     if mask.shape != cube.shape:
@@ -293,7 +296,8 @@ def run_demo(out: str | Path, cube_path: str | Path = DEFAULT_CUBE, epochs: int 
     print(f"      seeds: {n_pos} clumps (ClumpFind x dendrogram matches), "
           f"{len(seeds) - n_pos} not clumps (faint, unmatched) -> {seeds_path}")
     print(f"[2/2] SS-3D-Clump: fine-tuning for {epochs} epochs, then verifying")
-    result = run_verify(det_dir, cube_path, seeds, epochs=epochs, init=init, quiet=quiet)
+    result = run_verify(det_dir, cube_path, seeds, epochs=epochs, init=init, quiet=quiet,
+                        cube=det.cube)
     print(_verify_summary(result))
     paths = {"dir": det_dir, "catalog": det_dir / "catalog.fits", "mask": det_dir / "mask.fits",
              "model": det_dir / "model.pt", "seeds": seeds_path}

@@ -306,3 +306,18 @@ def test_rms_ignores_nan_and_errors():
         estimate_rms(np.full((3, 3, 3), np.nan))
     with pytest.raises(CubeError, match="give the rms by hand"):
         estimate_rms(np.zeros((3, 3, 3)))
+
+
+def test_mask_header_keeps_wcs_drops_brightness_keywords():
+    from astropy.io import fits
+
+    from glue_ssclump.core.cube import mask_header
+
+    h = fits.Header({"NAXIS": 3, "CTYPE1": "GLON-CAR", "CTYPE2": "GLAT-CAR",
+                     "CTYPE3": "VRAD", "CDELT3": 100.0, "BUNIT": "K", "BMAJ": 0.01,
+                     "BMIN": 0.01, "BPA": 0.0, "BSCALE": 1.0, "BZERO": 0.0})
+    out = mask_header(h)
+    assert out is not h and "BUNIT" in h  # a copy; the cube's header is untouched
+    for key in ("BUNIT", "BMAJ", "BMIN", "BPA", "BSCALE", "BZERO"):
+        assert key not in out
+    assert out["CTYPE3"] == "VRAD" and out["CDELT3"] == 100.0

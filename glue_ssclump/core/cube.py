@@ -156,8 +156,8 @@ class PPVCube:
     def to_hdu(self, data: np.ndarray | None = None) -> fits.PrimaryHDU:
         """A FITS HDU with this cube's header and ``data`` (default: the cube itself).
 
-        ``data`` must have the cube's shape (e.g. an int32 label mask). BUNIT is
-        removed for integer data.
+        ``data`` must have the cube's shape (e.g. an int32 label mask); integer data
+        get :func:`mask_header`.
         """
         arr = self.data if data is None else np.asarray(data)
         if arr.shape != self.data.shape:
@@ -165,17 +165,35 @@ class PPVCube:
                 f"array of shape {arr.shape} does not match the cube {self.data.shape}; "
                 "pass an array with the cube's (v, y, x) shape"
             )
-        header = self.header.copy()
-        if np.issubdtype(arr.dtype, np.integer):
-            header.remove("BUNIT", ignore_missing=True)
-            for key in ("BMAJ", "BMIN", "BPA"):
-                header.remove(key, ignore_missing=True)
+        header = (mask_header(self.header) if np.issubdtype(arr.dtype, np.integer)
+                  else self.header.copy())
         return fits.PrimaryHDU(data=arr, header=header)
 
     def _spectral_kms(self, z: np.ndarray) -> np.ndarray:
         spec = self.wcs.spectral
         values = np.asarray(spec.pixel_to_world_values(z), dtype=float)
         return values * u.Unit(spec.wcs.cunit[0]).to(KMS)
+
+
+def mask_header(header: fits.Header) -> fits.Header:
+    """A copy of a cube's header for an integer label mask on the same grid.
+
+    The WCS is kept; the brightness unit, beam and scaling keywords (BUNIT, BMAJ, BMIN,
+    BPA, BSCALE, BZERO, BLANK) do not describe clump ids and are removed.
+
+    Parameters
+    ----------
+    header : astropy.io.fits.Header
+        The cube's header.
+
+    Returns
+    -------
+    astropy.io.fits.Header
+    """
+    out = header.copy()
+    for key in ("BUNIT", "BMAJ", "BMIN", "BPA", "BSCALE", "BZERO", "BLANK"):
+        out.remove(key, ignore_missing=True)
+    return out
 
 
 # -- reading ------------------------------------------------------------------------

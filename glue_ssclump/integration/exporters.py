@@ -29,6 +29,7 @@ from glue.core.data import Data
 from glue.core.subset import Subset
 
 from ..core.catalog import write_catalog
+from ..core.cube import mask_header
 from ..core.labels import LABEL_NONE, write_labels_csv
 from .factory import KEY, META_HEADER, META_PARAMS, META_ROLE, cube_data_for
 
@@ -215,9 +216,7 @@ def mask_cube_hdu(obj: Data | Subset) -> fits.PrimaryHDU:
             ids = ids[mask]
         labels = np.asarray(cube_data[KEY])
         out = np.where(np.isin(labels, ids), labels, 0)
-    header = _cube_header(cube_data)
-    for key in ("BUNIT", "BMAJ", "BMIN", "BPA", "BSCALE", "BZERO", "BLANK"):
-        header.remove(key, ignore_missing=True)
+    header = mask_header(_cube_header(cube_data))
     header["COMMENT"] = "glue-ssclump candidate mask: clump_id of selected candidates, 0 = none"
     return fits.PrimaryHDU(data=np.asarray(out, dtype=np.int32), header=header)
 
