@@ -295,7 +295,10 @@ class SSClumpNet(nn.Module):
         results are the same as ``stem_conv(input_bn(x))`` up to float rounding.
         """
         bn, conv = self.input_bn, self.stem_conv
-        if not (torch.is_grad_enabled() and bn.weight.requires_grad and bn.training):
+        # No parameter gradient needed, or one w.r.t. the input too (e.g. saliency maps):
+        # the plain modules.
+        if not (torch.is_grad_enabled() and bn.weight.requires_grad and bn.training) \
+                or x.requires_grad:
             return conv(bn(x))
         # one-channel batch statistics: sum and sum of squares (BLAS dot) are 10x
         # faster here than var_mean's Welford pass; the inputs are in [0, 1]
@@ -307,11 +310,6 @@ class SSClumpNet(nn.Module):
         _update_running_stats(bn, mean, var, count)
         scale = bn.weight * torch.rsqrt(var + bn.eps)
         shift = bn.bias - mean * scale
-        if x.requires_grad:  # e.g. saliency maps: plain autograd
-            ones = x.new_ones((1, 1) + tuple(x.shape[2:]))
-            edge = F.conv3d(ones, conv.weight, None, conv.stride, conv.padding)
-            y = F.conv3d(x, conv.weight * scale, conv.bias, conv.stride, conv.padding)
-            return y + shift * edge
         return _NormConvFn.apply(x, conv.weight, conv.bias, scale, shift, conv.stride,
                                  conv.padding)
 

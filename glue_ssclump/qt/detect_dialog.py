@@ -16,7 +16,6 @@ to it (updated in place when the cube already had one).
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import numpy as np
@@ -27,7 +26,6 @@ from glue.core.data import Data
 from glue.core.data_collection import DataCollection
 from glue.core.hub import HubListener
 from glue.core.state_objects import State
-from glue_qt.utils import load_ui
 from qtpy import QtWidgets
 
 from ..core.cube import PPVCube, estimate_rms
@@ -245,14 +243,8 @@ class DetectDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
 
     def __init__(self, session: Any, data_collection: DataCollection,
                  parent: QtWidgets.QWidget | None = None) -> None:
-        QtWidgets.QDialog.__init__(self, parent)
-        HubListener.__init__(self)
-        self.session = session
-        self.data_collection = data_collection
-        self.ui = load_ui("detect_dialog.ui", self, directory=os.path.dirname(__file__))
-        self.state = DetectState()
+        self._init_dialog(session, data_collection, parent, "detect_dialog.ui", DetectState())
         self.editors: dict[str, ParamEditor] = {}
-        self.worker: Worker | None = None
         self.rms_worker: Worker | None = None
         self.catalog_data: Data | None = None
         self.last_message: tuple[str, str, str] | None = None

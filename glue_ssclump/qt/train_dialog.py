@@ -54,7 +54,6 @@ from glue.core.data_collection import DataCollection
 from glue.core.exceptions import IncompatibleAttribute
 from glue.core.hub import HubListener
 from glue.core.state_objects import State
-from glue_qt.utils import load_ui
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -762,13 +761,7 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
 
     def __init__(self, session: Any, data_collection: DataCollection,
                  parent: QtWidgets.QWidget | None = None) -> None:
-        QtWidgets.QDialog.__init__(self, parent)
-        HubListener.__init__(self)
-        self.session = session
-        self.data_collection = data_collection
-        self.ui = load_ui("train_dialog.ui", self, directory=os.path.dirname(__file__))
-        self.state = TrainState()
-        self.worker: Worker | None = None
+        self._init_dialog(session, data_collection, parent, "train_dialog.ui", TrainState())
         self.last_outcome: TrainOutcome | None = None
         self.last_model: Any = None
         self.last_message: tuple[str, str, str] | None = None

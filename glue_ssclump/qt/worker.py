@@ -26,11 +26,14 @@ from __future__ import annotations
 import atexit
 import functools
 import logging
+import os
 import time
 import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from glue.core.hub import HubListener
+from glue_qt.utils import load_ui
 from qtpy import QtCore, QtWidgets
 
 from ..core.progress import Cancelled, Progress
@@ -414,6 +417,19 @@ class WorkerDialogMixin:
     from the data collection's hub.  The dialog provides ``is_running``, ``cancel()``,
     ``_close_requested``, ``_subscribed`` and ``data_collection``.
     """
+
+    def _init_dialog(self, session: Any, data_collection: Any, parent: Any,
+                     ui_file: str, state: Any) -> None:
+        """The constructor steps both dialogs share: Qt and hub bases, the ``.ui``
+        file (from this package's folder), ``session``, ``data_collection``, ``state``
+        and an idle ``worker``."""
+        QtWidgets.QDialog.__init__(self, parent)
+        HubListener.__init__(self)
+        self.session = session
+        self.data_collection = data_collection
+        self.ui = load_ui(ui_file, self, directory=os.path.dirname(__file__))
+        self.state = state
+        self.worker = None
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         if self.is_running:
