@@ -235,11 +235,26 @@ def main() -> None:
                     help="peak of the synthetic diffuse cloud emission in rms (preset "
                          "'benchmark': 5.5; 10 makes bright cloud fragments that a "
                          "peak-SNR cut cannot tell from clumps)")
+    ap.add_argument("--first-run", type=int, default=0,
+                    help="index of the first run (cube seed 100 + index), to add runs to "
+                         "an earlier result with --merge")
+    ap.add_argument("--merge", nargs="+", default=(), type=Path,
+                    help="JSON results of earlier runs with the same settings, summarised "
+                         "together with the new runs")
     ap.add_argument("--skip-real", action="store_true")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args()
-    runs = [one_run(r, tuple(args.shape), args.epochs, args.passes, print, args.diffuse_peak)
-            for r in range(args.runs)]
+    settings = {"epochs": args.epochs, "passes": args.passes, "shape": list(args.shape),
+                "diffuse_peak": args.diffuse_peak}
+    runs = []
+    for path in args.merge:
+        old = json.loads(path.read_text())
+        if old.get("settings", settings) != settings:
+            raise SystemExit(f"{path} was run with {old['settings']}, not {settings}")
+        runs += old["runs"]
+    runs += [one_run(r, tuple(args.shape), args.epochs, args.passes, print,
+                     args.diffuse_peak)
+             for r in range(args.first_run, args.first_run + args.runs)]
     keys = ("P", "R", "F1", "Acc", "AUC", "F1_best_t", "F1_unamb", "rho_ambiguous")
     print(f"\nmean (min-max) over {len(runs)} runs, scored on the non-seed candidates:")
     print("| method | " + " | ".join(keys) + " |")
@@ -258,8 +273,8 @@ def main() -> None:
         print(f"| {name} | " + " | ".join(cells) + " |")
     real = {} if args.skip_real else real_cube(args.epochs, print)
     if args.json:
-        Path(args.json).write_text(json.dumps({"runs": runs, "summary": summary,
-                                               "l1448": real}, indent=1))
+        Path(args.json).write_text(json.dumps({"settings": settings, "runs": runs,
+                                               "summary": summary, "l1448": real}, indent=1))
 
 
 if __name__ == "__main__":
