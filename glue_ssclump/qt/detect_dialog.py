@@ -33,7 +33,6 @@ from ..core.detectors import available_detectors
 from ..core.detectors.base import Detector, Param
 from ..integration.factory import KEY, attach_candidates, compute_candidates, ppv_cube_from_data
 from .worker import (
-    ProgressBinding,
     Worker,
     WorkerDialogMixin,
     describe_exception,
@@ -408,17 +407,8 @@ class DetectDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
             return False
         self._running_cube = data
         self.last_message = None
-        # No Qt parent: a running thread must not be deleted along with the dialog.
-        worker = Worker(_detect, cube, str(self.state.method), self.params(),
-                        float(self.state.rms))
-        worker.succeeded.connect(self._on_succeeded)
-        worker.cancelled.connect(self._on_cancelled)
-        worker.failed.connect(self._on_failed)
-        worker.done.connect(self._on_done)
-        self._binding = ProgressBinding(worker, self.ui.progress_bar, self.ui.label_status,
-                                        self.ui.button_cancel, final_text=False)
-        self.worker = worker
-        worker.start()
+        self._start_worker(Worker(_detect, cube, str(self.state.method), self.params(),
+                                  float(self.state.rms)))
         self._set_enabled(False)
         return True
 

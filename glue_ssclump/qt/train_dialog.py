@@ -67,7 +67,7 @@ from ..core.training import DEFAULT_CHECKPOINT, HIST_BINS, EpochRecord, TrainCon
 from ..integration.factory import KEY, cube_data_for, ppv_cube_from_data
 from ..integration.selection import candidates_in_region
 from ..integration.writeback import LABEL, VERDICT, write_verdicts
-from .worker import ProgressBinding, Worker, WorkerDialogMixin, guarded, show_message
+from .worker import Worker, WorkerDialogMixin, guarded, show_message
 
 log = logging.getLogger(__name__)
 
@@ -1133,17 +1133,9 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
             self.plots.start(job.config.epochs, n_train, job.heldout is not None)
         self.ui.label_saved.setText("")
         self.last_message = None
-        # No Qt parent: a running thread must not be deleted along with the dialog.
         worker = Worker(run_job, job, report_kwarg="on_epoch" if job.train else None)
         worker.reported.connect(self._on_epoch)
-        worker.succeeded.connect(self._on_succeeded)
-        worker.cancelled.connect(self._on_cancelled)
-        worker.failed.connect(self._on_failed)
-        worker.done.connect(self._on_done)
-        self._binding = ProgressBinding(worker, self.ui.progress_bar, self.ui.label_status,
-                                        self.ui.button_cancel, final_text=False)
-        self.worker = worker
-        worker.start()
+        self._start_worker(worker)
         self._update_enabled()
         return True
 

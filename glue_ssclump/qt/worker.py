@@ -431,6 +431,20 @@ class WorkerDialogMixin:
         self.state = state
         self.worker = None
 
+    def _start_worker(self, worker: Worker) -> None:
+        """Connect ``worker`` to the dialog's ``_on_succeeded``, ``_on_cancelled``,
+        ``_on_failed`` and ``_on_done`` slots and to its progress bar, status label and
+        Cancel button, then start it.  ``worker`` must have no Qt parent: a running
+        thread must not be deleted along with the dialog."""
+        worker.succeeded.connect(self._on_succeeded)
+        worker.cancelled.connect(self._on_cancelled)
+        worker.failed.connect(self._on_failed)
+        worker.done.connect(self._on_done)
+        self._binding = ProgressBinding(worker, self.ui.progress_bar, self.ui.label_status,
+                                        self.ui.button_cancel, final_text=False)
+        self.worker = worker
+        worker.start()
+
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         if self.is_running:
             self._close_requested = True
