@@ -147,6 +147,21 @@ def test_infer_array_matches_eager(model):
     assert torch.get_num_threads() == 1  # restored
 
 
+def test_infer_lays_cpu_weights_out_channels_last():
+    torch.manual_seed(1)
+    model = build_model()
+    x = _samples(5, seed=8)
+    convs = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv3d)]
+    p_plain, f_plain = infer(model, x, channels_last=False)
+    assert all(w.is_contiguous() for w in convs)  # left as it was
+    p, f = infer(model, x, device="cpu")
+    convs = [m.weight for m in model.modules() if isinstance(m, torch.nn.Conv3d)]
+    # oneDNN would otherwise reorder the weights on every call (9-15% of the time)
+    assert all(w.is_contiguous(memory_format=torch.channels_last_3d) for w in convs)
+    np.testing.assert_allclose(p, p_plain, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(f, f_plain, rtol=1e-4, atol=1e-5)
+
+
 class _ShuffledSource:
     """Minimal SampleSource: yields batches in a scrambled order with their positions."""
 
