@@ -35,6 +35,9 @@ def test_demo_session_round_trip(qtbot, l1448_cube, tmp_path):
                                                    "SS-3D-Clump: rejected"}
     built = build_application(dc, cube_data, cat_data)
     paths = write_session(built, tmp_path)
+    # The screenshots wait for the verification viewer's background index and render.
+    verifier = next(v for v in built.viewers[0] if type(v).__name__ == "VerificationViewer")
+    assert verifier.is_ready and verifier.display_is_current
     _settle(qtbot, built)
     for key in ("session", "screenshot", "imageviewer", "tableviewer", "verificationviewer"):
         assert paths[key].is_file() and paths[key].stat().st_size > 1000, key

@@ -40,9 +40,28 @@ def build_application(data_collection: Any, cube_data: Any, catalog_data: Any) -
     return app
 
 
+def _settle(viewers: list, timeout: float = 60.0) -> None:
+    """Process events until every viewer that draws in the background (the
+    verification viewer indexes the mask, then renders on worker threads) shows its
+    current content, or ``timeout`` seconds pass: the screenshots are for people."""
+    import time
+
+    from qtpy import QtWidgets
+
+    def drawn(viewer: Any) -> bool:
+        return (getattr(viewer, "is_ready", True)
+                and getattr(viewer, "display_is_current", True))
+
+    end = time.monotonic() + timeout
+    for _ in range(20):
+        QtWidgets.QApplication.processEvents()
+    while not all(drawn(v) for v in viewers) and time.monotonic() < end:
+        QtWidgets.QApplication.processEvents()
+        time.sleep(0.02)
+
+
 def write_session(app: Any, out_dir: str | Path, name: str = "l1448_verified") -> dict[str, Path]:
     """Save ``app`` as ``NAME.glu`` (data included) and screenshots into ``out_dir``."""
-    from qtpy import QtWidgets
 
     from ..integration.session import save_session
 
@@ -53,8 +72,7 @@ def write_session(app: Any, out_dir: str | Path, name: str = "l1448_verified") -
     # this one raises.
     save_session(app, paths["session"], include_data=True)
     app.show()
-    for _ in range(20):
-        QtWidgets.QApplication.processEvents()
+    _settle(app.viewers[0])
     paths["screenshot"] = out / f"{name}_glue.png"
     app.grab().save(str(paths["screenshot"]))
     for viewer in app.viewers[0]:
