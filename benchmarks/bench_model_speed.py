@@ -124,12 +124,17 @@ def mm_peak(reps: int) -> float:
 
 
 def interleave(variants: dict[str, tuple[Callable[[], object], int, Callable[[], None]]],
-               reps: int) -> dict[str, dict[str, float]]:
+               reps: int, probe: list[float] | None = None) -> dict[str, dict[str, float]]:
     """Time variants round-robin (so load changes hit all alike); per-sample figures.
 
     ``variants[name] = (fn, samples per call, setup)``; ``setup`` runs before every call
-    (allocator mode, pool implementation, thread count).
+    (allocator mode, pool implementation, thread count).  With ``probe`` (a list), one
+    2048^2 ``torch.mm`` per round is timed with the starting thread count and its
+    GFLOP/s appended: this machine's speed drifts by up to 2x within a run, so the
+    FLOP bound is also given as measured alongside the variants.
     """
+    threads = torch.get_num_threads()
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     walls: dict[str, list[float]] = {k: [] for k in variants}
     cpus: dict[str, list[float]] = {k: [] for k in variants}
     for fn, _, setup in variants.values():  # warm-up
@@ -141,6 +146,10 @@ def interleave(variants: dict[str, tuple[Callable[[], object], int, Callable[[],
             w, c = timed(fn)
             walls[name].append(w)
             cpus[name].append(c)
+        if probe is not None:
+            torch.set_num_threads(threads)
+            probe.append(2 * 2048**3 / timed(lambda: torch.mm(a, b))[0] / 1e9)
+    torch.set_num_threads(threads)
     out = {}
     for name, (_, n, _) in variants.items():
         out[name] = {
@@ -152,16 +161,25 @@ def interleave(variants: dict[str, tuple[Callable[[], object], int, Callable[[],
 
 
 def print_table(title: str, res: dict[str, dict[str, float]], base: str, bound: float,
-                unit: str) -> None:
+                unit: str, probe: list[float] | None = None, peak0: float | None = None
+                ) -> None:
+    """``bound`` is from the start's mm peak ``peak0``; with the ``probe`` rates of
+    :func:`interleave` a second ratio uses the bound at the probes' median rate."""
+    run_bound = bound * float(np.median(probe)) / peak0 if probe and peak0 else None
     print(f"\n{title}")
     print(f"  {'variant':44s} {'best':>9s} {'median':>9s} {'x base':>7s} {'/bound':>7s} "
-          f"{'CPU ms/smp':>10s}")
+          + (f"{'/run-bd':>7s} " if run_bound else "") + f"{'CPU ms/smp':>10s}")
     b = res[base]["best_per_s"]
     for name, r in res.items():
+        run = f"{r['median_per_s'] / run_bound:7.3f} " if run_bound else ""
         print(f"  {name:44s} {r['best_per_s']:9.1f} {r['median_per_s']:9.1f} "
-              f"{r['best_per_s'] / b:7.2f} {r['best_per_s'] / bound:7.3f} "
+              f"{r['best_per_s'] / b:7.2f} {r['best_per_s'] / bound:7.3f} {run}"
               f"{r['cpu_ms_per_sample']:10.2f}")
-    print(f"  ({unit}; '/bound' = best / FLOP bound)")
+    print(f"  ({unit}; '/bound' = best / FLOP bound at the start's mm peak)")
+    if run_bound:
+        print(f"  (torch.mm between the rounds: median {np.median(probe):.1f} GFLOP/s, "
+              f"{min(probe):.1f}-{max(probe):.1f}, start {peak0:.1f}; '/run-bd' = median / "
+              f"the FLOP bound at that median, {run_bound:.0f} {unit.split(';')[0]})")
 
 
 def setup_fn(malloc: bool, threads: int = 2) -> Callable[[], None]:
@@ -260,10 +278,13 @@ def bench_inference(args: argparse.Namespace, bound: float, report: dict) -> Non
             torch.testing.assert_close(f, ref_f, rtol=1e-4, atol=1e-4, msg=name)
     print("\n  all inference variants agree with the baseline (probabilities within 1e-5)")
 
-    res = interleave(variants, args.reps)
+    probe: list[float] = []
+    res = interleave(variants, args.reps, probe)
     print_table(f"Inference, candidates/s (batch {bs}, {threads} threads)", res,
-                next(iter(variants)), bound, "candidates/s")
+                next(iter(variants)), bound, "candidates/s", probe,
+                report["mm_gflops_start"])
     report["inference"] = res
+    report["inference_mm_gflops_between_rounds"] = probe
 
     tuned_setup()
     if not args.quick:
@@ -351,11 +372,14 @@ def bench_training(args: argparse.Namespace, bound: float, report: dict) -> None
     if not args.quick:
         for b in (64, 512):
             variants[f"  the same, batch {b}"] = (make_step(b, True, False), b, tuned_setup)
-    res = interleave(variants, max(2, args.reps - 1))
+    probe: list[float] = []
+    res = interleave(variants, max(2, args.reps - 1), probe)
     # forward + backward is ~3x the forward arithmetic
     print_table("Training, samples/s (forward + backward + SGD step)", res,
-                next(iter(variants)), bound / 3, "samples/s; bound = FLOP bound / 3")
+                next(iter(variants)), bound / 3, "samples/s; bound = FLOP bound / 3",
+                probe, report["mm_gflops_start"])
     report["training"] = res
+    report["training_mm_gflops_between_rounds"] = probe
 
 
 # -- per-layer -------------------------------------------------------------------------------
