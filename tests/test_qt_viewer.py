@@ -12,6 +12,7 @@ import os
 import shutil
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -610,26 +611,33 @@ def busy_index(monkeypatch):
     release.set()
 
 
-def test_close_while_indexing_joins_the_thread(qtbot, home, busy_index):
+@contextmanager
+def _indexing_viewer(qtbot):
+    """A verification viewer whose index thread is busy (with ``busy_index``): yields
+    ``(viewer, index thread, renderer)``; after the block, waits 300 ms for late
+    signals and checks that no exception reached Qt."""
     cube, cat = make_synthetic()
     app = _app(cube, cat)
     try:
         with qtbot.capture_exceptions() as exceptions:
             viewer = app.new_data_viewer(VerificationViewer, data=cat)
-            thread = viewer._threads[-1]  # noqa: SLF001
-            renderer = viewer._renderer  # noqa: SLF001
-            assert thread.isRunning() and not viewer.is_ready
-            busy_index.set()
-            viewer.close(warn=False)
-            assert thread.isFinished() and not renderer.is_alive  # stopped and joined
-            # The widgets go right away; what the thread sent before it ended arrives
-            # after that and is dropped.  (This raised "wrapped C/C++ object of type
-            # _IndexThread has been deleted".)
-            _delete_now(viewer)
+            yield viewer, viewer._threads[-1], viewer._renderer  # noqa: SLF001
             qtbot.wait(300)
         assert exceptions == []
     finally:
         app.close()
+
+
+def test_close_while_indexing_joins_the_thread(qtbot, home, busy_index):
+    with _indexing_viewer(qtbot) as (viewer, thread, renderer):
+        assert thread.isRunning() and not viewer.is_ready
+        busy_index.set()
+        viewer.close(warn=False)
+        assert thread.isFinished() and not renderer.is_alive  # stopped and joined
+        # The widgets go right away; what the thread sent before it ended arrives
+        # after that and is dropped.  (This raised "wrapped C/C++ object of type
+        # _IndexThread has been deleted".)
+        _delete_now(viewer)
 
 
 def test_widgets_destroyed_while_indexing(qtbot, home, busy_index):
@@ -638,22 +646,12 @@ def test_widgets_destroyed_while_indexing(qtbot, home, busy_index):
     It used to be a Qt child of the viewer and was destroyed while running, which
     aborts the process ("QThread: Destroyed while thread is still running").
     """
-    cube, cat = make_synthetic()
-    app = _app(cube, cat)
-    try:
-        with qtbot.capture_exceptions() as exceptions:
-            viewer = app.new_data_viewer(VerificationViewer, data=cat)
-            thread = viewer._threads[-1]  # noqa: SLF001
-            renderer = viewer._renderer  # noqa: SLF001
-            assert thread.isRunning()
-            _delete_now(viewer)
-            assert not renderer.is_alive  # stopped by the viewer's destroyed signal
-            busy_index.set()
-            qtbot.waitUntil(thread.isFinished, timeout=30000)
-            qtbot.wait(300)
-        assert exceptions == []
-    finally:
-        app.close()
+    with _indexing_viewer(qtbot) as (viewer, thread, renderer):
+        assert thread.isRunning()
+        _delete_now(viewer)
+        assert not renderer.is_alive  # stopped by the viewer's destroyed signal
+        busy_index.set()
+        qtbot.waitUntil(thread.isFinished, timeout=30000)
 
 
 def test_close_while_rendering_stops_the_render_thread(synth, qtbot, monkeypatch):
