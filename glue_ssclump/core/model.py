@@ -396,8 +396,9 @@ def count_macs(model: nn.Module, per_layer: bool = False) -> int | dict[str, int
     """Multiply-accumulate operations per sample of the convolutions and dense layers.
 
     BatchNorm, ReLU, pooling and additions are not counted (they are memory-bound and
-    add < 1 % of the arithmetic).  Measured with forward hooks on one dummy sample, so
-    it follows the actual layer shapes.
+    add < 1 % of the arithmetic).  Measured with forward hooks on a training-mode copy
+    of the model fed two dummy samples, so it follows the actual layer shapes; the
+    model and torch's random state are left as they were.
 
     Parameters
     ----------
@@ -412,7 +413,6 @@ def count_macs(model: nn.Module, per_layer: bool = False) -> int | dict[str, int
         28,725,104 for :class:`SSClumpNet`.
     """
     counts: dict[str, int] = {}
-    handles = []
 
     def hook(name: str):
         def fn(mod: nn.Module, inp: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
@@ -429,13 +429,12 @@ def count_macs(model: nn.Module, per_layer: bool = False) -> int | dict[str, int
     probe = copy.deepcopy(model).train()
     for name, mod in probe.named_modules():
         if isinstance(mod, (nn.Conv3d, nn.Linear)):
-            handles.append(mod.register_forward_hook(hook(name)))
+            mod.register_forward_hook(hook(name))
     param = next(probe.parameters())
-    with torch.no_grad():
+    # fork_rng: the copy's dropout must not move the caller's random stream.
+    with torch.no_grad(), torch.random.fork_rng(devices=[]):
         probe(torch.zeros(2, 1, INPUT_SIZE, INPUT_SIZE, INPUT_SIZE, device=param.device,
                           dtype=param.dtype))
-    for h in handles:
-        h.remove()
     return dict(counts) if per_layer else int(sum(counts.values()))
 
 

@@ -240,24 +240,7 @@ def verify(
 
     model = init if isinstance(init, torch.nn.Module) else load_initial_model(init,
                                                                             config.device)
-    result: TrainResult | None = None
-    if train_model:
-        train_idx = np.flatnonzero(pool) if pool is not None else np.arange(ids.size)
-        # Samples depend only on (seed, clump id), so a pool's own source is consistent.
-        sub = samples if pool is None else CandidateSamples(
-            data, labels_mask, clump_ids=ids[train_idx], rms=samples.rms,
-            lag1=samples.lag1, seed=sample_seed)
-        held = heldout
-        if heldout is not None and pool is not None:
-            held = _reindex_heldout(heldout, train_idx)
-        result = train(sub, seeds[train_idx], config, model=model, heldout=held,
-                       progress=progress.span(0.0, 0.85), on_epoch=on_epoch)
-        model = result.model
-        if result.cancelled:
-            return Verification(catalog=catalog, p_clump=np.empty(0, np.float32),
-                                model=model, threshold=float("nan"),
-                                uncertain_band=uncertain_band, train_result=result,
-                                init=_init_name(init), n_seeds=_seed_counts(seeds))
+    # Checked before training: a bad rule must not cost a training run.
     rule = threshold if isinstance(threshold, str) else "fixed"
     if rule not in ("fixed", "clusters", "elbow"):
         raise ValueError(f"threshold must be a number, 'clusters' or 'elbow', not "
@@ -266,13 +249,29 @@ def verify(
     if rule != "fixed" and np.unique(seeds[known]).size < 2:
         raise ValueError(f"threshold {rule!r} needs labelled candidates of both classes; "
                          f"label some clumps and some non-clumps, or give a number")
+    result: TrainResult | None = None
+    in_pool = np.flatnonzero(pool) if pool is not None else np.arange(ids.size)
+    if train_model:
+        # Samples depend only on (seed, clump id), so a pool's own source is consistent.
+        sub = samples if pool is None else CandidateSamples(
+            data, labels_mask, clump_ids=ids[in_pool], rms=samples.rms,
+            lag1=samples.lag1, seed=sample_seed)
+        held = heldout
+        if heldout is not None and pool is not None:
+            held = _reindex_heldout(heldout, in_pool)
+        result = train(sub, seeds[in_pool], config, model=model, heldout=held,
+                       progress=progress.span(0.0, 0.85), on_epoch=on_epoch)
+        model = result.model
+        if result.cancelled:
+            return Verification(catalog=catalog, p_clump=np.empty(0, np.float32),
+                                model=model, threshold=float("nan"),
+                                uncertain_band=uncertain_band, train_result=result,
+                                init=_init_name(init), n_seeds=_seed_counts(seeds))
     p, feats = infer(model, samples, batch_size=config.infer_batch_size,
                      device=config.device,
                      progress=progress.span(0.85 if train_model else 0.0, 1.0))
-    p = np.asarray(p, dtype=np.float32)
     if rule == "clusters":
         if result is not None and result.pseudo_labels is not None:
-            in_pool = np.flatnonzero(pool) if pool is not None else np.arange(ids.size)
             fraction = float(np.mean(result.pseudo_labels == 1))
         else:
             in_pool = np.arange(ids.size)
