@@ -249,12 +249,8 @@ class DetectDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         self.last_message: tuple[str, str, str] | None = None
         self._cube_cache: tuple[Data, PPVCube] | None = None
         self._estimated: dict[str, float] = {}
-        self._close_requested = False
         self._running_cube: Data | None = None
 
-        self.ui.progress_bar.setRange(0, 1000)
-        self.ui.progress_bar.setValue(0)
-        self.ui.button_cancel.setEnabled(False)
         self._refresh_choices()
         self._connections = autoconnect_callbacks_to_qt(self.state, self)
         self.state.add_callback("method", self._build_params)
@@ -264,7 +260,6 @@ class DetectDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         self.ui.button_close.clicked.connect(self.close)
         self.ui.button_estimate.clicked.connect(lambda: self.estimate_rms())
         self.ui.button_defaults.clicked.connect(self._reset_params)
-        self._subscribed = False
         self.register_to_hub(data_collection.hub)
         self._build_params()
         self._on_cube_changed()
@@ -382,12 +377,6 @@ class DetectDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
             editor.update_other()
 
     # -- running -------------------------------------------------------------------------
-    @property
-    def is_running(self) -> bool:
-        """True while a detection runs."""
-        return self.worker is not None and self.worker.outcome is None \
-            and self.worker.started_at is not None
-
     def run(self) -> bool:
         """Start the detection on the worker thread; False if it could not start."""
         if self.is_running:

@@ -766,12 +766,9 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         self.last_model: Any = None
         self.last_message: tuple[str, str, str] | None = None
         self.uncertain_ids = np.empty(0, dtype=np.int64)
-        self.uncertain_viewer: Any = None
         self._queue = np.empty(0, dtype=np.int64)
         self._plan: SeedPlan | None = None
         self._auto_out_dir = ""
-        self._close_requested = False
-        self._subscribed = False
         self._running_catalog: Data | None = None
         self._refresh_timer = QtCore.QTimer(self)
         self._refresh_timer.setSingleShot(True)
@@ -794,10 +791,7 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         self.ui.table_uncertain.setMaximumHeight(160)
         self.ui.widget_advanced.setVisible(False)
         self.ui.button_advanced.toggled.connect(self._toggle_advanced)
-        self.ui.progress_bar.setRange(0, 1000)
         _freeze_height(self.ui.label_status, 2)
-        self.ui.progress_bar.setValue(0)
-        self.ui.button_cancel.setEnabled(False)
         self.ui.table_uncertain.setColumnCount(4)
         self.ui.table_uncertain.setHorizontalHeaderLabels(
             ["clump_id", "p_clump", "verdict", "label"])
@@ -1034,12 +1028,6 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
                          draw=False)
 
     # -- running -------------------------------------------------------------------------
-    @property
-    def is_running(self) -> bool:
-        """True while a worker runs."""
-        return self.worker is not None and self.worker.outcome is None \
-            and self.worker.started_at is not None
-
     def make_job(self) -> TrainJob:
         """Copy the cube, mask, seeds and settings into a :class:`TrainJob`.
 
@@ -1315,7 +1303,6 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         todo = ids[self._labels_for(cat, ids) == LABEL_NONE]
         viewer = self._viewer_for(cat, create=True)
         viewer.set_navigation_ids(todo if todo.size else ids)
-        self.uncertain_viewer = viewer
         self._queue = todo
         if todo.size == 0:
             self._say_all_labelled()

@@ -567,15 +567,10 @@ class VerificationViewer(DataViewer):
         self._shut_down()
         super().closeEvent(event)
 
-    def cleanup(self) -> None:
-        """glue's clean-up hook of viewers: also stops the background threads."""
-        self._shut_down()
-        super().cleanup()
-
     def _shut_down(self) -> None:
         """Stop the render thread and wait for the index thread; the viewer is done.
 
-        Called when the viewer closes (and by :meth:`cleanup`).  Results that the
+        Called when the viewer closes.  Results that the
         threads sent before they ended are dropped when they arrive, so the viewer's
         widgets may be destroyed right after this.  Idempotent.
         """

@@ -414,15 +414,16 @@ class WorkerDialogMixin:
 
     Closing while a run is going cancels it and closes once the thread has ended (a
     ``QThread`` must not be destroyed while running); closing otherwise unsubscribes
-    from the data collection's hub.  The dialog provides ``is_running``, ``cancel()``,
-    ``_close_requested``, ``_subscribed`` and ``data_collection``.
+    from the data collection's hub.  The dialog provides ``cancel()``, the
+    ``_on_succeeded`` / ``_on_cancelled`` / ``_on_failed`` / ``_on_done`` slots and a
+    ``.ui`` file with ``progress_bar``, ``label_status`` and ``button_cancel``.
     """
 
     def _init_dialog(self, session: Any, data_collection: Any, parent: Any,
                      ui_file: str, state: Any) -> None:
         """The constructor steps both dialogs share: Qt and hub bases, the ``.ui``
-        file (from this package's folder), ``session``, ``data_collection``, ``state``
-        and an idle ``worker``."""
+        file (from this package's folder), ``session``, ``data_collection``, ``state``,
+        an idle ``worker`` and progress bar, and the closing flags."""
         QtWidgets.QDialog.__init__(self, parent)
         HubListener.__init__(self)
         self.session = session
@@ -430,6 +431,17 @@ class WorkerDialogMixin:
         self.ui = load_ui(ui_file, self, directory=os.path.dirname(__file__))
         self.state = state
         self.worker = None
+        self._close_requested = False
+        self._subscribed = False  # register_to_hub sets it
+        self.ui.progress_bar.setRange(0, 1000)
+        self.ui.progress_bar.setValue(0)
+        self.ui.button_cancel.setEnabled(False)
+
+    @property
+    def is_running(self) -> bool:
+        """True while the dialog's worker runs."""
+        return self.worker is not None and self.worker.outcome is None \
+            and self.worker.started_at is not None
 
     def _start_worker(self, worker: Worker) -> None:
         """Connect ``worker`` to the dialog's ``_on_succeeded``, ``_on_cancelled``,
