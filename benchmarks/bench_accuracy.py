@@ -50,7 +50,7 @@ import torch
 from scipy.stats import spearmanr
 
 from glue_ssclump.core.ckmeans import constrained_kmeans
-from glue_ssclump.core.metrics import binary_report
+from glue_ssclump.core.metrics import binary_report, f1
 from glue_ssclump.core.model import build_model, infer
 from glue_ssclump.core.pretrain import pick_seeds, synthetic_candidate_set
 from glue_ssclump.core.progress import Progress
@@ -112,7 +112,7 @@ def score(y: np.ndarray, p: np.ndarray, threshold: float = 0.5,
     out = {k: float(v) for k, v in binary_report(y, p, threshold).items()}
     out["threshold"] = float(threshold)
     cuts = np.unique(np.quantile(p, np.linspace(0.0, 1.0, 201)))
-    out["F1_best_t"] = float(max(binary_report(y, p, t)["F1"] for t in cuts))
+    out["F1_best_t"] = float(max(f1(y, (p >= t).astype(np.int64)) for t in cuts))
     if unambiguous is not None:
         out["F1_unamb"] = float(binary_report(y[unambiguous], p[unambiguous],
                                               threshold)["F1"])

@@ -128,13 +128,14 @@ def interleave(variants: dict[str, tuple[Callable[[], object], int, Callable[[],
     """Time variants round-robin (so load changes hit all alike); per-sample figures.
 
     ``variants[name] = (fn, samples per call, setup)``; ``setup`` runs before every call
-    (allocator mode, pool implementation, thread count).  With ``probe`` (a list), one
+    (allocator mode, thread count).  With ``probe`` (a list), one
     2048^2 ``torch.mm`` per round is timed with the starting thread count and its
     GFLOP/s appended: this machine's speed drifts by up to 2x within a run, so the
     FLOP bound is also given as measured alongside the variants.
     """
     threads = torch.get_num_threads()
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    if probe is not None:
+        a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
     walls: dict[str, list[float]] = {k: [] for k in variants}
     cpus: dict[str, list[float]] = {k: [] for k in variants}
     for fn, _, setup in variants.values():  # warm-up
@@ -195,7 +196,6 @@ def bench_inference(args: argparse.Namespace, bound: float, report: dict) -> Non
     torch.manual_seed(0)
     model = build_model().eval()
     model_cl = copy.deepcopy(model).to(memory_format=CL)
-    model_infer = copy.deepcopy(model)  # infer() lays its weights out channels-last
     rng = np.random.default_rng(0)
     bs = 256
     x_np = rng.random((bs, 1, 30, 30, 30), dtype=np.float32)
@@ -228,12 +228,12 @@ def bench_inference(args: argparse.Namespace, bound: float, report: dict) -> Non
         "+ malloc tuning": (eager_nograd(model, x), bs, tuned_setup),
         "+ inference_mode + channels_last_3d": (eager_inference(model_cl, x_cl), bs,
                                                 tuned_setup),
-        "infer() from numpy, batch 256": (lambda: infer(model_infer, x_np, batch_size=bs), bs,
+        "infer() from numpy, batch 256": (lambda: infer(model_cl, x_np, batch_size=bs), bs,
                                           tuned_setup),
     }
     if threads > 1:
         variants["infer() from numpy, batch 256, 1 thread"] = (
-            lambda: infer(model_infer, x_np, batch_size=bs), bs, setup_fn(malloc=True, threads=1))
+            lambda: infer(model_cl, x_np, batch_size=bs), bs, setup_fn(malloc=True, threads=1))
 
     # correctness: every variant against the baseline
     base_setup()
@@ -291,11 +291,11 @@ def bench_inference(args: argparse.Namespace, bound: float, report: dict) -> Non
         sweep = {}
         for b in (32, 64, 128, 256, 512):
             xb = rng.random((b, 1, 30, 30, 30), dtype=np.float32)
-            sweep[f"infer() batch {b}"] = (lambda xb=xb, b=b: infer(model_infer, xb, batch_size=b),
+            sweep[f"infer() batch {b}"] = (lambda xb=xb, b=b: infer(model_cl, xb, batch_size=b),
                                            b, tuned_setup)
             if threads > 1:
                 sweep[f"infer() batch {b}, 1 thread"] = (
-                    lambda xb=xb, b=b: infer(model_infer, xb, batch_size=b), b,
+                    lambda xb=xb, b=b: infer(model_cl, xb, batch_size=b), b,
                     setup_fn(malloc=True, threads=1))
         res = interleave(sweep, args.reps)
         print_table("Inference batch size and threads", res, next(iter(sweep)), bound,

@@ -9,7 +9,13 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from glue_ssclump.core.cube import CubeError, cube_from_array, estimate_rms, read_cube
+from glue_ssclump.core.cube import (
+    CubeError,
+    cube_from_array,
+    estimate_rms,
+    mask_header,
+    read_cube,
+)
 
 C_KMS = 299792.458
 
@@ -309,10 +315,6 @@ def test_rms_ignores_nan_and_errors():
 
 
 def test_mask_header_keeps_wcs_drops_brightness_keywords():
-    from astropy.io import fits
-
-    from glue_ssclump.core.cube import mask_header
-
     h = fits.Header({"NAXIS": 3, "CTYPE1": "GLON-CAR", "CTYPE2": "GLAT-CAR",
                      "CTYPE3": "VRAD", "CDELT3": 100.0, "BUNIT": "K", "BMAJ": 0.01,
                      "BMIN": 0.01, "BPA": 0.0, "BSCALE": 1.0, "BZERO": 0.0})

@@ -24,6 +24,7 @@ def test_demo_session_round_trip(qtbot, l1448_cube, tmp_path):
     from glue_ssclump.core.pipeline import detect
     from glue_ssclump.integration.session import load_session, verified_collection
     from glue_ssclump.qt.demo import build_application, write_session
+    from glue_ssclump.qt.viewer import VerificationViewer
 
     det = detect(l1448_cube, "fellwalker", 0.15)
     cat = det.catalog.copy()
@@ -36,7 +37,7 @@ def test_demo_session_round_trip(qtbot, l1448_cube, tmp_path):
     built = build_application(dc, cube_data, cat_data)
     paths = write_session(built, tmp_path)
     # The screenshots wait for the verification viewer's background index and render.
-    verifier = next(v for v in built.viewers[0] if type(v).__name__ == "VerificationViewer")
+    verifier = next(v for v in built.viewers[0] if isinstance(v, VerificationViewer))
     assert verifier.is_ready and verifier.display_is_current
     _settle(qtbot, built)
     for key in ("session", "screenshot", "imageviewer", "tableviewer", "verificationviewer"):

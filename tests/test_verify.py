@@ -10,7 +10,13 @@ from astropy.table import Table
 
 from glue_ssclump.core.model import build_model
 from glue_ssclump.core.samples import ArraySamples
-from glue_ssclump.core.verify import elbow_threshold, predict, verdicts, verify_catalog
+from glue_ssclump.core.verify import (
+    cluster_threshold,
+    elbow_threshold,
+    predict,
+    verdicts,
+    verify_catalog,
+)
 
 
 def _catalog(n: int = 5) -> Table:
@@ -99,8 +105,6 @@ def test_elbow_threshold_separates_separable_scores():
 
 
 def test_cluster_threshold_calls_the_given_share():
-    from glue_ssclump.core.verify import cluster_threshold
-
     p = np.array([0.9, 0.02, 0.6, 0.05, 0.3, np.nan, 0.07, 0.01])
     # 7 finite values; 3/7 called clumps: 0.9, 0.6, 0.3 -> midway to 0.07
     t = cluster_threshold(p, 3 / 7)
