@@ -1,11 +1,11 @@
 # Two commands on a fresh machine:  `make demo`  and  `make test`.
-# Each builds its own virtual environment first (torch's CPU build before the package,
-# so pip never pulls a multi-GB CUDA build).
+# Each builds its own virtual environment first: a torch + torchvision pair pinned before
+# the package, so a loose requirement never pulls a newer (untested) build.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
-TORCH  ?= torch==2.13.0
+TORCH  ?= torch==2.14.1 torchvision==0.29.1
 OUT    ?= demo_out
 
 # Tests never need a display; the demo opens glue only where one exists.

@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
+from .core.errors import SSClumpError
 from .version import __version__
 
 DEFAULT_CUBE = Path(__file__).parent / "data" / "l1448_13co.fits"
@@ -30,19 +31,13 @@ EPILOG_DETECT = textwrap.dedent(
 )
 
 
-class UserError(Exception):
+class UserError(SSClumpError):
     """A problem with the user's input: printed without a traceback, exit code 2."""
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types whose message is enough for the user (no traceback)."""
-    from .core.checkpoint import CheckpointError
-    from .core.cube import CubeError
-    from .core.detectors import DetectorError
-    from .core.labels import LabelsError
-
-    return (UserError, FileNotFoundError, IsADirectoryError, CubeError, DetectorError,
-            CheckpointError, LabelsError)
+    return (SSClumpError, FileNotFoundError, IsADirectoryError)
 
 
 # --- detect ---------------------------------------------------------------------------

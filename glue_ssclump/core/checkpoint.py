@@ -29,6 +29,7 @@ import torch
 
 from ..version import __version__
 from .device import resolve_device
+from .errors import SSClumpError
 from .model import ARCH_VERSION, INPUT_SIZE, SSClumpNet
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "FORMAT", "FORMAT_VERSION"]
@@ -40,7 +41,7 @@ NORMALISATION = "minmax"
 _RETRAIN = "retrain the model (ssclump train) or use the checkpoint it was saved as"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SSClumpError):
     """A file cannot be used as a glue-ssclump checkpoint (message says why and what to do)."""
 
 

@@ -36,6 +36,8 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 from astropy.wcs.utils import proj_plane_pixel_scales, wcs_to_celestial_frame
 
+from .errors import SSClumpError
+
 log = logging.getLogger(__name__)
 
 KMS = u.km / u.s
@@ -53,7 +55,7 @@ _VELOCITY_TYPES = {
 _CELESTIAL_PREFIXES = ("RA", "DEC", "GLON", "GLAT", "ELON", "ELAT", "SLON", "SLAT")
 
 
-class CubeError(ValueError):
+class CubeError(SSClumpError):
     """The input cannot be used as a PPV cube; the message names the problem and the fix."""
 
 

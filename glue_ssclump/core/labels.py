@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import SSClumpError
+
 LABEL_NONE = -1
 LABEL_NOT_CLUMP = 0
 LABEL_CLUMP = 1
@@ -34,7 +36,7 @@ _WORDS = {
 }
 
 
-class LabelsError(ValueError):
+class LabelsError(SSClumpError):
     """A labels file or label array that cannot be used."""
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pluggy
 
+from ..errors import SSClumpError
 from ..progress import Progress
 
 PROJECT = "glue_ssclump"
@@ -33,7 +34,7 @@ PARAM_KINDS = ("level", "int", "float", "bool")
 RunFunction = Callable[[np.ndarray, float, dict[str, Any], Progress], np.ndarray]
 
 
-class DetectorError(ValueError):
+class DetectorError(SSClumpError):
     """A detector name or parameter the user gave cannot be used."""
 
 
