@@ -26,7 +26,7 @@ from glue.core.subset import (
 )
 
 from glue_ssclump.core.catalog import read_catalog
-from glue_ssclump.core.labels import read_labels_csv
+from glue_ssclump.core.labels import LABEL_COLOURS, read_labels_csv
 from glue_ssclump.core.progress import Cancelled, Progress
 from glue_ssclump.integration import (
     catalog_data_for,
@@ -322,6 +322,18 @@ def test_write_verdicts_twice_updates_in_place(pair):
         cat_mask, cube_mask = _masks(dc, group_label, cube_data, catalog_data)
         np.testing.assert_array_equal(cat_mask, rows)
         np.testing.assert_array_equal(cube_mask, np.isin(labels, ids[rows]))
+
+    # colours follow the viewer's buttons, on the catalogue and the cube alike; a colour
+    # the user picked later survives the next write-back
+    colour = {g.label: g.style.color for g in dc.subset_groups}
+    assert colour[GROUP_CLUMPS] == colour[GROUP_LABELLED_CLUMP] == LABEL_COLOURS[1]
+    assert colour[GROUP_REJECTED] == colour[GROUP_LABELLED_NOT_CLUMP] == LABEL_COLOURS[0]
+    assert colour[GROUP_UNCERTAIN] == LABEL_COLOURS[2]
+    clumps = next(g for g in dc.subset_groups if g.label == GROUP_CLUMPS)
+    assert {s.style.color for s in clumps.subsets} == {LABEL_COLOURS[1]}
+    clumps.style.color = "#123456"
+    write_verdicts(dc, catalog_data, p_clump=p2, verdict=v2, label=lab2)
+    assert clumps.style.color == "#123456"
 
     # partial update by clump id keeps the other rows
     write_verdicts(dc, catalog_data, label=np.array([1, 2]), clump_id=ids[[5, 3]])

@@ -26,6 +26,11 @@ LABEL_UNCERTAIN = 2
 LABEL_NAMES = {LABEL_NONE: "", LABEL_NOT_CLUMP: "not clump", LABEL_CLUMP: "clump",
                LABEL_UNCERTAIN: "uncertain"}
 
+#: One colour per verdict, the same on the viewer's buttons, in glue's subset groups and
+#: in plots: clump green, not clump / rejected red, uncertain orange, none grey.
+LABEL_COLOURS = {LABEL_CLUMP: "#2ca02c", LABEL_NOT_CLUMP: "#d62728",
+                 LABEL_UNCERTAIN: "#ff7f0e", LABEL_NONE: "#777777"}
+
 _WORDS = {
     "1": LABEL_CLUMP, "clump": LABEL_CLUMP, "yes": LABEL_CLUMP, "y": LABEL_CLUMP,
     "true": LABEL_CLUMP,

@@ -73,17 +73,19 @@ def selected_ids(subset_or_state: object, catalog_data: Data | None = None) -> n
 
 
 def set_subset_group(data_collection: DataCollection, label: str,
-                     state: SubsetState) -> SubsetGroup:
+                     state: SubsetState, color: str | None = None) -> SubsetGroup:
     """Create the subset group ``label`` or, if it exists, give it ``state``.
 
     The first group with that label is reused, so calling this repeatedly never
-    multiplies groups.
+    multiplies groups. ``color`` is applied when the group is created only, so a colour
+    the user picked later in glue is kept.
     """
     for group in data_collection.subset_groups:
         if group.label == label:
             group.subset_state = state
             return group
-    return data_collection.new_subset_group(label=label, subset_state=state)
+    style = {} if color is None else {"color": color}
+    return data_collection.new_subset_group(label=label, subset_state=state, **style)
 
 
 def select_candidates(data_collection: DataCollection, catalog_data: Data,

@@ -23,7 +23,13 @@ from glue.core.subset import CategorySubsetState, InequalitySubsetState
 from glue.core.subset_group import SubsetGroup
 from glue.utils.array import categorical_ndarray
 
-from ..core.labels import LABEL_CLUMP, LABEL_NONE, LABEL_NOT_CLUMP, LABEL_UNCERTAIN
+from ..core.labels import (
+    LABEL_CLUMP,
+    LABEL_COLOURS,
+    LABEL_NONE,
+    LABEL_NOT_CLUMP,
+    LABEL_UNCERTAIN,
+)
 from .factory import KEY
 from .selection import set_subset_group
 
@@ -54,8 +60,10 @@ GROUP_UNCERTAIN = "SS-3D-Clump: uncertain"
 GROUP_LABELLED_CLUMP = "Labelled: clump"
 GROUP_LABELLED_NOT_CLUMP = "Labelled: not clump"
 
-_VERDICT_GROUPS = ((GROUP_CLUMPS, "clump"), (GROUP_REJECTED, "rejected"),
-                   (GROUP_UNCERTAIN, "uncertain"))
+#: (group, verdict, the label code whose colour it wears)
+_VERDICT_GROUPS = ((GROUP_CLUMPS, "clump", LABEL_CLUMP),
+                   (GROUP_REJECTED, "rejected", LABEL_NOT_CLUMP),
+                   (GROUP_UNCERTAIN, "uncertain", LABEL_UNCERTAIN))
 _LABEL_GROUPS = ((GROUP_LABELLED_CLUMP, LABEL_CLUMP), (GROUP_LABELLED_NOT_CLUMP, LABEL_NOT_CLUMP))
 _LABEL_CODES = (LABEL_NONE, LABEL_NOT_CLUMP, LABEL_CLUMP, LABEL_UNCERTAIN)
 
@@ -231,14 +239,16 @@ def update_verdict_subsets(data_collection: DataCollection,
     vcid = _own_cid(catalog_data, VERDICT)
     if vcid is not None:
         categories = list(np.asarray(catalog_data.get_component(vcid).categories).tolist())
-        for group_label, value in _VERDICT_GROUPS:
+        for group_label, value, colour_code in _VERDICT_GROUPS:
             codes = [categories.index(value)] if value in categories else []
             groups[group_label] = set_subset_group(
-                data_collection, group_label, CategorySubsetState(vcid, codes))
+                data_collection, group_label, CategorySubsetState(vcid, codes),
+                color=LABEL_COLOURS[colour_code])
     lcid = _own_cid(catalog_data, LABEL)
     if lcid is not None:
         for group_label, code in _LABEL_GROUPS:
             groups[group_label] = set_subset_group(
                 data_collection, group_label,
-                InequalitySubsetState(lcid, int(code), operator.eq))
+                InequalitySubsetState(lcid, int(code), operator.eq),
+                color=LABEL_COLOURS[code])
     return groups

@@ -45,6 +45,7 @@ from qtpy.QtCore import Qt
 
 from ..core.labels import (
     LABEL_CLUMP,
+    LABEL_COLOURS,
     LABEL_NAMES,
     LABEL_NONE,
     LABEL_NOT_CLUMP,
@@ -82,11 +83,6 @@ _LABEL_KEYS = {Qt.Key_Y: LABEL_CLUMP, Qt.Key_N: LABEL_NOT_CLUMP, Qt.Key_U: LABEL
 _NEXT_KEYS = (Qt.Key_J, Qt.Key_Right, Qt.Key_Down)
 _PREV_KEYS = (Qt.Key_K, Qt.Key_Left, Qt.Key_Up)
 _UNDO_KEYS = (Qt.Key_Z, Qt.Key_Backspace)
-
-_LABEL_STYLE = {
-    LABEL_CLUMP: "#2ca02c", LABEL_NOT_CLUMP: "#d62728", LABEL_UNCERTAIN: "#ff7f0e",
-    LABEL_NONE: "#777777",
-}
 
 
 def _slug(text: str) -> str:
@@ -386,7 +382,7 @@ class VerificationViewer(DataViewer):
             button = QtWidgets.QPushButton(f"{text}   [{key}]")
             button.setFocusPolicy(Qt.NoFocus)
             button.setToolTip(f"Label the current candidate '{LABEL_NAMES[code]}' (key {key})")
-            button.setStyleSheet(f"QPushButton {{ color: {_LABEL_STYLE[code]}; "
+            button.setStyleSheet(f"QPushButton {{ color: {LABEL_COLOURS[code]}; "
                                  "font-size: 12px; font-weight: bold; padding: 4px; }")
             button.clicked.connect(lambda _=False, c=code: self.set_label(c))
             col.addWidget(button)
@@ -1052,10 +1048,10 @@ class VerificationViewer(DataViewer):
         n = cat.ids.size
         done = n - counts[LABEL_NONE]
         self.progress_label.setText(
-            f"Labelled {done} / {n}: <b style='color:{_LABEL_STYLE[LABEL_CLUMP]}'>"
-            f"{counts[LABEL_CLUMP]} clump</b>, <b style='color:{_LABEL_STYLE[LABEL_NOT_CLUMP]}'>"
+            f"Labelled {done} / {n}: <b style='color:{LABEL_COLOURS[LABEL_CLUMP]}'>"
+            f"{counts[LABEL_CLUMP]} clump</b>, <b style='color:{LABEL_COLOURS[LABEL_NOT_CLUMP]}'>"
             f"{counts[LABEL_NOT_CLUMP]} not</b>, <b style='color:"
-            f"{_LABEL_STYLE[LABEL_UNCERTAIN]}'>{counts[LABEL_UNCERTAIN]} uncertain</b>")
+            f"{LABEL_COLOURS[LABEL_UNCERTAIN]}'>{counts[LABEL_UNCERTAIN]} uncertain</b>")
         self._update_autosave_label()
         if row is None:
             self.title_label.setText("No candidate")
@@ -1118,7 +1114,7 @@ class VerificationViewer(DataViewer):
             ("peak SNR", num("snr_peak", ".1f")),
             ("p_clump", p),
             ("verdict", verdict),
-            ("manual label", f"<b style='color:{_LABEL_STYLE.get(label, '#000')}'>"
+            ("manual label", f"<b style='color:{LABEL_COLOURS.get(label, '#000')}'>"
                              f"{label_text}</b>"),
         ]
         body = "".join(f"<tr><td style='color:#555555; padding-right:8px'>{k}</td>"
