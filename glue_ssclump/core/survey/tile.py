@@ -1,0 +1,434 @@
+"""The work of one tile: detect in its window, keep the owned and settled clumps, verify.
+
+:func:`process_tile` runs on a dask worker (or anywhere): it reads the tile's window
+(memory-mapped), runs the detector with the cube's global rms, keeps the clumps whose
+peak lies in the core, re-runs the detector on a grown window for owned clumps that
+the window cannot settle (:mod:`.border`), optionally scores the kept clumps with an
+SS-3D-Clump checkpoint (loaded once per worker, :class:`ModelPlugin`), and writes one
+result file atomically (:func:`write_tile_result`).  A tile whose result file exists
+is finished: reruns skip it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import resource
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from astropy.table import Table
+
+from ...version import __version__
+from ..atomic import atomic_path
+from ..catalog import build_catalog
+from ..detectors import get_detector, run_detector
+from ..samples import NOISE_BANK_SHAPE, CandidateSamples, _noise_draws
+from .border import island_rule, settled_clumps
+from .tiles import Tile, read_window
+
+__all__ = ["ModelPlugin", "SurveySettings", "TileResult", "process_tile",
+           "read_tile_result", "write_tile_result"]
+
+#: Name of the worker plugin that holds the verification model.
+PLUGIN_NAME = "glue-ssclump-model"
+
+
+@dataclass(frozen=True)
+class SurveySettings:
+    """Everything that decides a tile's result (its hash names the result folder).
+
+    Attributes
+    ----------
+    method : str
+        Detector name.
+    params : dict
+        Detector parameters as given (numbers in K, strings like ``'3rms'``).
+    tile : (int, int)
+        Core size (y, x) in pixels.
+    halo : int
+        Halo in pixels on each sky side.
+    verify : str or None
+        SS-3D-Clump checkpoint to score the clumps with.
+    threshold, band : float
+        Verdict threshold and uncertain band (see ``ssclump verify``).
+    max_window_factor : float
+        A window grown to settle clumps may hold at most this many times the voxels of
+        the first window; clumps still unsettled are reported.
+    device : str
+        Device for verification on the workers ('auto': CUDA where present).
+    batch_size : int or None
+        Inference batch size.
+    """
+
+    method: str
+    params: dict = field(default_factory=dict)
+    tile: tuple[int, int] = (256, 256)
+    halo: int = 24
+    verify: str | None = None
+    threshold: float = 0.5
+    band: float = 0.1
+    max_window_factor: float = 8.0
+    device: str = "auto"
+    batch_size: int | None = None
+
+    def digest(self) -> str:
+        """Hash of the settings that change results (not device or batch size)."""
+        d = asdict(self)
+        d.pop("device")
+        d.pop("batch_size")
+        d["params"] = {str(k): str(v) for k, v in sorted(d["params"].items())}
+        if self.verify:
+            st = os.stat(self.verify)
+            d["verify"] = f"{os.path.realpath(self.verify)}|{st.st_size}|{st.st_mtime_ns}"
+        d["version"] = __version__
+        return hashlib.sha1(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+
+@dataclass
+class TileResult:
+    """A tile's owned clumps (catalogue rows in global pixels) and their mask crop."""
+
+    catalog: Table
+    labels: np.ndarray           # int32 crop; values = row number + 1 in ``catalog``
+    origin: tuple[int, int, int]  # global (v, y, x) of labels[0, 0, 0]
+    unresolved: Table            # owned clumps the largest window could not settle
+    summary: dict
+
+
+# -- the model, once per worker ----------------------------------------------------------
+class ModelPlugin:
+    """A dask ``WorkerPlugin`` that loads the verification checkpoint once per worker.
+
+    The model goes to the worker's device (``'auto'``: CUDA where present; give GPU
+    workers a resource, ``dask worker --resources GPU=1``, and the survey's tasks ask
+    for it with ``gpu=True``).
+    """
+
+    name = PLUGIN_NAME
+    idempotent = True
+
+    def __init__(self, checkpoint: str, device: str = "auto", threads: int | None = None):
+        self.checkpoint = os.fspath(checkpoint)
+        self.device = device
+        self.threads = threads
+        self.model = None
+
+    def setup(self, worker: Any = None) -> None:
+        import torch
+
+        from ..checkpoint import load_checkpoint
+
+        if self.threads:
+            torch.set_num_threads(int(self.threads))
+        self.model, _ = load_checkpoint(self.checkpoint, device=self.device)
+
+    def teardown(self, worker: Any = None) -> None:
+        self.model = None
+
+
+@lru_cache(maxsize=2)
+def _local_model(checkpoint: str, device: str):
+    from ..checkpoint import load_checkpoint
+
+    return load_checkpoint(checkpoint, device=device)[0]
+
+
+def _worker_model(checkpoint: str, device: str):
+    """The worker plugin's model, or one loaded once per process outside dask."""
+    try:
+        from distributed import get_worker
+
+        plugin = get_worker().plugins.get(PLUGIN_NAME)
+    except (ImportError, ValueError):
+        plugin = None
+    if plugin is not None and plugin.checkpoint == checkpoint:
+        if plugin.model is None:
+            plugin.setup()
+        return plugin.model
+    return _local_model(checkpoint, device)
+
+
+class PeakKeyedSamples(CandidateSamples):
+    """Candidate samples whose background noise is keyed by the clump's global peak voxel.
+
+    :class:`~glue_ssclump.core.samples.CandidateSamples` derives a sample's noise from
+    ``(seed, clump_id)``; ids in a tile are local, so here the key is the flat index of
+    the peak in the whole cube: the same clump gets the same sample in any tiling.
+    """
+
+    def __init__(self, data: np.ndarray, labels: np.ndarray, keys: np.ndarray,
+                 **kwargs: Any) -> None:
+        super().__init__(data, labels, **kwargs)
+        self._draws = _noise_draws(self.seed, np.asarray(keys, dtype=np.int64),
+                                   NOISE_BANK_SHAPE)
+
+
+# -- detection ----------------------------------------------------------------------------
+def _edge_rejected(method: str, labels: np.ndarray, origin: np.ndarray,
+                   shape: tuple[int, ...], ids: np.ndarray) -> np.ndarray:
+    """AllowEdge=0 in global coordinates: which ``ids`` the detector's edge test rejects.
+
+    The test is applied here instead of in the window, whose faces are not the cube's.
+    ClumpFind rejects a clump with a voxel on the cube's border; FellWalker (CUPID's
+    test) one whose bounding box starts in the first two planes of an axis or ends in
+    the last one.
+    """
+    from scipy import ndimage as ndi
+
+    name = get_detector(method).name.lower()
+    out = np.zeros(ids.size, dtype=bool)
+    boxes = ndi.find_objects(labels)
+    for k, cid in enumerate(ids):
+        box = boxes[int(cid) - 1]
+        lo = np.array([sl.start for sl in box]) + origin
+        hi = np.array([sl.stop - 1 for sl in box]) + origin
+        n = np.asarray(shape)
+        if name == "fellwalker":
+            out[k] = bool(np.any(lo < 2) or np.any(hi >= n - 1))
+        else:
+            out[k] = bool(np.any(lo == 0) or np.any(hi == n - 1))
+    return out
+
+
+def _grow(window: tuple[tuple[int, int], ...], boxes: list[tuple[slice, ...]],
+          origin: np.ndarray, shape: tuple[int, ...], step: int
+          ) -> tuple[tuple[int, int], ...]:
+    lo = np.array([a for a, _ in window])
+    hi = np.array([b for _, b in window])
+    for box in boxes:
+        blo = np.array([sl.start for sl in box]) + origin - step
+        bhi = np.array([sl.stop for sl in box]) + origin + step
+        lo = np.minimum(lo, blo)
+        hi = np.maximum(hi, bhi)
+    lo = np.maximum(lo, 0)
+    hi = np.minimum(hi, np.asarray(shape))
+    return tuple((int(a), int(b)) for a, b in zip(lo, hi, strict=True))
+
+
+def _volume(box: tuple[tuple[int, int], ...]) -> int:
+    return int(np.prod([b - a for a, b in box]))
+
+
+def _peak_rss_mib() -> float:
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def process_tile(tile: Tile, settings: SurveySettings, out_path: str | None = None
+                 ) -> dict:
+    """Detect (and verify) one tile; write its result file when ``out_path`` is given.
+
+    Parameters
+    ----------
+    tile : Tile
+    settings : SurveySettings
+    out_path : str, optional
+        Where to write the result (``.npz``, atomically).
+
+    Returns
+    -------
+    dict
+        A small summary: tile name, clumps kept, clumps unresolved, windows used,
+        seconds, the process's peak RSS (MiB).  With no ``out_path`` the
+        :class:`TileResult` is under ``'result'``.
+    """
+    t0 = time.perf_counter()
+    info = tile.cube
+    det = get_detector(settings.method)
+    resolved = det.resolve(settings.params, info.rms)
+    rule = island_rule(settings.method, resolved)
+    run_params = dict(settings.params)
+    edge_test = "AllowEdge" in resolved and not resolved["AllowEdge"]
+    if edge_test:
+        run_params[det.param("AllowEdge").name] = True
+    core_lo = np.array([a for a, _ in tile.core])
+    core_hi = np.array([b for _, b in tile.core])
+    first_volume = _volume(tile.window)
+    limit = settings.max_window_factor * first_volume
+    window = tile.window
+    windows = 0
+    t_detect = 0.0
+    while True:
+        windows += 1
+        t1 = time.perf_counter()
+        cube = read_window(info.path, info.hdu, window)
+        origin = np.array([a for a, _ in window])
+        if cube is None:
+            result = _empty_result(tile, settings, origin)
+            break
+        res = run_detector(cube.data, settings.method, info.rms, run_params)
+        labels = res.labels
+        cat = build_catalog(cube, labels, res.detector, info.rms, resolved)
+        t_detect += time.perf_counter() - t1
+        ids = np.asarray(cat["clump_id"], dtype=np.int64)
+        peak = np.stack([np.asarray(cat[c], dtype=np.int64)
+                         for c in ("peak_z", "peak_y", "peak_x")], axis=1) + origin
+        owned = np.all((peak >= core_lo) & (peak < core_hi), axis=1)
+        open_faces = tuple((window[a][0] > 0, window[a][1] < info.shape[a]) for a in range(3))
+        settled = np.zeros(ids.size, dtype=bool)
+        settled[owned], boxes = settled_clumps(cube.data, labels, ids[owned], rule,
+                                               open_faces)
+        if not boxes:
+            break
+        step = max(settings.halo, 2 * rule.margin + 2)
+        grown = _grow(window, boxes, origin, info.shape, step)
+        if grown == window or _volume(grown) > limit:
+            break
+        window = grown
+    if cube is not None:
+        keep = owned & settled
+        if edge_test and keep.any():
+            keep[keep] = ~_edge_rejected(settings.method, labels, origin, info.shape,
+                                         ids[keep])
+        unresolved = cat[owned & ~settled]
+        unresolved = Table({
+            "peak_x": peak[owned & ~settled, 2], "peak_y": peak[owned & ~settled, 1],
+            "peak_z": peak[owned & ~settled, 0],
+            "npix": np.asarray(unresolved["npix"], dtype=np.int64)})
+        result = _owned_result(tile, settings, cube, cat, labels, ids, keep, peak, origin,
+                               info)
+        result.unresolved = unresolved
+    t_verify = 0.0
+    if settings.verify and len(result.catalog):
+        t2 = time.perf_counter()
+        result.catalog = _verify(result, cube, origin, info, settings)
+        t_verify = time.perf_counter() - t2
+    result.summary = {
+        "cube": info.path, "tile": tile.name, "index": tile.index,
+        "clumps": len(result.catalog), "unresolved": len(result.unresolved),
+        "windows": windows, "window_voxels": _volume(window),
+        "first_window_voxels": first_volume,
+        "seconds": time.perf_counter() - t0, "detect_seconds": t_detect,
+        "verify_seconds": t_verify, "peak_rss_mib": _peak_rss_mib(), "pid": os.getpid(),
+    }
+    summary = dict(result.summary)
+    if out_path is not None:
+        write_tile_result(out_path, result)
+    else:
+        summary["result"] = result
+    return summary
+
+
+def _empty_result(tile: Tile, settings: SurveySettings, origin: np.ndarray) -> TileResult:
+    return TileResult(catalog=Table(), labels=np.zeros((0, 0, 0), np.int32),
+                      origin=tuple(int(v) for v in origin),
+                      unresolved=Table({"peak_x": np.zeros(0, np.int64),
+                                        "peak_y": np.zeros(0, np.int64),
+                                        "peak_z": np.zeros(0, np.int64),
+                                        "npix": np.zeros(0, np.int64)}),
+                      summary={})
+
+
+def _owned_result(tile, settings, cube, cat, labels, ids, keep, peak, origin, info
+                  ) -> TileResult:
+    rows = np.flatnonzero(keep)
+    out = cat[rows]
+    lut = np.zeros(int(labels.max()) + 1 if labels.size else 1, dtype=np.int32)
+    lut[ids[rows]] = np.arange(1, rows.size + 1, dtype=np.int32)
+    local = lut[labels]
+    if rows.size:
+        nz = np.nonzero(local)
+        lo = np.array([a.min() for a in nz])
+        hi = np.array([a.max() + 1 for a in nz])
+    else:
+        lo = hi = np.zeros(3, dtype=np.int64)
+    crop = np.ascontiguousarray(local[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))])
+    # Pixel columns in global voxels: integers shift exactly, centroids by a float add.
+    for axis, name in ((2, "x"), (1, "y"), (0, "z")):
+        out[f"peak_{name}"] = peak[rows, axis]
+        col = out[f"cen_{name}"]
+        unit = col.unit
+        out[f"cen_{name}"] = np.asarray(col, dtype=np.float64) + float(origin[axis])
+        out[f"cen_{name}"].unit = unit
+    out["clump_id"] = np.arange(1, rows.size + 1, dtype=np.int64)
+    out["tile"] = np.full(rows.size, tile.name, dtype="U8")
+    out.meta["source"] = info.path
+    return TileResult(catalog=out, labels=crop,
+                      origin=tuple(int(v) for v in origin + lo), unresolved=Table(),
+                      summary={})
+
+
+def _verify(result: TileResult, cube, origin, info, settings) -> Table:
+    from ..model import infer
+    from ..verify import verify_catalog
+
+    model = _worker_model(os.fspath(settings.verify), settings.device)
+    # The samples read the window around the crop only: a sample needs a clump's own box.
+    lo = np.asarray(result.origin) - origin
+    box = tuple(slice(int(a), int(a) + n) for a, n in zip(lo, result.labels.shape,
+                                                          strict=True))
+    data = np.ascontiguousarray(cube.data[box])
+    cat = result.catalog
+    keys = np.ravel_multi_index(
+        tuple(np.asarray(cat[c], dtype=np.int64) for c in ("peak_z", "peak_y", "peak_x")),
+        info.shape)
+    lag1 = info.lag1 if np.isfinite(info.lag1) else None
+    samples = PeakKeyedSamples(data, result.labels, keys,
+                               clump_ids=np.asarray(cat["clump_id"], dtype=np.int64),
+                               rms=info.rms, lag1=lag1, seed=0, cache=None)
+    p, _ = infer(model, samples, batch_size=settings.batch_size)
+    return verify_catalog(cat, p, settings.threshold, settings.band)
+
+
+# -- result files -------------------------------------------------------------------------
+def _table_arrays(prefix: str, table: Table) -> tuple[dict[str, np.ndarray], dict]:
+    arrays, cols = {}, []
+    for name in table.colnames:
+        col = table[name]
+        arrays[f"{prefix}{len(cols)}"] = np.asarray(col)
+        cols.append({"name": name, "unit": str(col.unit) if col.unit is not None else None,
+                     "description": col.description or ""})
+    return arrays, {"columns": cols}
+
+
+def _table_from(prefix: str, npz: Any, spec: dict) -> Table:
+    table = Table()
+    for k, col in enumerate(spec["columns"]):
+        table[col["name"]] = npz[f"{prefix}{k}"]
+        if col["unit"]:
+            table[col["name"]].unit = col["unit"]
+        table[col["name"]].description = col["description"] or None
+    return table
+
+
+def write_tile_result(path: str | os.PathLike, result: TileResult) -> Path:
+    """Write a tile's result as one ``.npz`` file, atomically (never a partial file)."""
+    cat_arrays, cat_spec = _table_arrays("cat_", result.catalog)
+    un_arrays, un_spec = _table_arrays("un_", result.unresolved)
+    meta = {"catalog": cat_spec, "unresolved": un_spec,
+            "catalog_meta": dict(result.catalog.meta), "summary": result.summary,
+            "origin": list(result.origin)}
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez_compressed(fh, labels=result.labels,
+                            meta=np.frombuffer(json.dumps(meta, default=float).encode(),
+                                               dtype=np.uint8),
+                            **cat_arrays, **un_arrays)
+    return Path(path)
+
+
+def read_tile_result(path: str | os.PathLike) -> TileResult:
+    """Read a file written by :func:`write_tile_result`."""
+    with np.load(path, allow_pickle=False) as npz:
+        meta = json.loads(bytes(npz["meta"]).decode())
+        catalog = _table_from("cat_", npz, meta["catalog"])
+        catalog.meta.update(meta["catalog_meta"])
+        unresolved = _table_from("un_", npz, meta["unresolved"])
+        labels = np.array(npz["labels"])
+    return TileResult(catalog=catalog, labels=labels, origin=tuple(meta["origin"]),
+                      unresolved=unresolved, summary=meta["summary"])
+
+
+def settings_from_mapping(d: Mapping[str, Any]) -> SurveySettings:
+    """Rebuild settings saved as JSON (``survey.json``)."""
+    d = dict(d)
+    d["tile"] = tuple(d.get("tile", (256, 256)))
+    return SurveySettings(**d)
+
