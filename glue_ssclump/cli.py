@@ -36,8 +36,13 @@ class UserError(SSClumpError):
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exception types whose message is enough for the user (no traceback)."""
-    return (SSClumpError, FileNotFoundError, IsADirectoryError)
+    """Exception types whose message is enough for the user (no traceback).
+
+    Readers raise SSClumpError subclasses for every bad input; the OS errors stay for
+    paths the subcommands touch directly (an output folder that is a file, a full disk).
+    """
+    return (SSClumpError, FileNotFoundError, IsADirectoryError, NotADirectoryError,
+            PermissionError, FileExistsError)
 
 
 # --- detect ---------------------------------------------------------------------------
@@ -72,14 +77,16 @@ def write_detection(out: Path, det) -> tuple[Path, Path]:
     """Write ``catalog.fits`` and ``mask.fits`` (int32, the cube's WCS) into ``out``."""
     import numpy as np
 
+    from .core.atomic import atomic_path
     from .core.catalog import write_catalog
 
     out.mkdir(parents=True, exist_ok=True)
-    cat_path = write_catalog(det.catalog, out / "catalog.fits")
-    mask_path = out / "mask.fits"
-    tmp = out / ".mask.fits.tmp"
-    det.cube.to_hdu(np.asarray(det.labels, dtype=np.int32)).writeto(tmp, overwrite=True)
-    tmp.replace(mask_path)
+    cat_path, mask_path = out / "catalog.fits", out / "mask.fits"
+    # Both files are written to temporaries first and renamed only when both are
+    # complete: a failure leaves the previous catalogue + mask pair as it was.
+    with atomic_path(cat_path) as cat_tmp, atomic_path(mask_path) as mask_tmp:
+        write_catalog(det.catalog, cat_tmp)
+        det.cube.to_hdu(np.asarray(det.labels, dtype=np.int32)).writeto(mask_tmp)
     return cat_path, mask_path
 
 
@@ -191,10 +198,9 @@ def run_verify(
     glue_ssclump.core.pipeline.Verification
     """
     import numpy as np
-    from astropy.io import fits
     from tqdm.auto import tqdm
 
-    from .core.catalog import read_catalog, write_catalog
+    from .core.catalog import read_catalog, read_mask, write_catalog
     from .core.cube import read_cube
     from .core.pipeline import save_verification, verify
     from .core.progress import tqdm_progress
@@ -207,10 +213,7 @@ def run_verify(
                             f"{det_dir}` first")
     cube = read_cube(cube_path) if cube is None else cube
     catalog = read_catalog(det_dir / "catalog.fits")
-    mask = np.asarray(fits.getdata(det_dir / "mask.fits"))
-    if mask.shape != cube.shape:
-        raise UserError(f"{det_dir / 'mask.fits'} has shape {mask.shape} but the cube "
-                        f"{cube_path} has {cube.shape}: pass the cube that was detected")
+    mask = read_mask(det_dir / "mask.fits", cube=cube, catalog=catalog)
     cfg = {"device": device, "seed": seed}
     if epochs is not None:
         cfg["epochs"] = epochs
@@ -496,7 +499,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except _user_errors() as exc:
-        print(f"ssclump {args.command}: error: {exc}", file=sys.stderr)
+        # One line, whatever the message holds (wcslib texts carry newlines).
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        print(f"ssclump {args.command}: error: {text}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -42,6 +42,7 @@ Table ``meta``: ``frame``, ``lon_name`` / ``lat_name``, ``spectral_type``,
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,9 @@ from astropy.table import Table
 from astropy.wcs.utils import proj_plane_pixel_scales
 
 from ..version import __version__
+from .atomic import write_atomic
 from .cube import PPVCube
+from .errors import SSClumpError
 from .progress import Progress, ensure_progress
 
 #: Columns, in order, with their units (None = dimensionless).
@@ -331,14 +334,18 @@ CATALOG_FORMATS = {".fits": "fits", ".fit": "fits", ".ecsv": "ascii.ecsv",
                    ".xml": "votable", ".vot": "votable", ".votable": "votable"}
 
 
+class CatalogError(SSClumpError):
+    """A catalogue or label-mask file that cannot be used (message: problem and fix)."""
+
+
 def _format_for(path: Path, fmt: str | None) -> str:
     if fmt is not None:
         return fmt
     try:
         return CATALOG_FORMATS[path.suffix.lower()]
     except KeyError:
-        raise ValueError(f"cannot tell the catalogue format of {path.name}: use one of "
-                         f"{', '.join(sorted(CATALOG_FORMATS))}") from None
+        raise CatalogError(f"cannot tell the catalogue format of {path.name}: use one of "
+                           f"{', '.join(sorted(CATALOG_FORMATS))}") from None
 
 
 def write_catalog(catalog: Table, path: str | Path, fmt: str | None = None,
@@ -348,7 +355,9 @@ def write_catalog(catalog: Table, path: str | Path, fmt: str | None = None,
     FITS headers cannot hold nested metadata (detector parameters, cross-match
     settings) or long keywords: those are stored as one JSON string, ``METAJSON``, that
     :func:`read_catalog` unpacks again.  ECSV keeps the metadata as it is; VOTable keeps
-    columns and units (astropy writes no table metadata there).
+    columns and units (astropy writes no table metadata there).  The write is atomic
+    (:func:`~glue_ssclump.core.atomic.write_atomic`): an interrupted write never destroys
+    the catalogue (and the manual labels in it) that was there before.
     """
     path = Path(path)
     fmt = _format_for(path, fmt)
@@ -360,38 +369,194 @@ def write_catalog(catalog: Table, path: str | Path, fmt: str | None = None,
             del out.meta[key]
         if packed:
             out.meta["METAJSON"] = json.dumps(packed, default=float)
-    path.parent.mkdir(parents=True, exist_ok=True)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
-    # Write beside the target and rename, so an interrupted write never destroys the
-    # catalogue (and the manual labels in it) that was there before.
-    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
-    try:
-        out.write(tmp, format=fmt, overwrite=True)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomic(path, lambda tmp: out.write(tmp, format=fmt, overwrite=True))
 
 
 def read_catalog(path: str | Path, fmt: str | None = None) -> Table:
-    """Read a catalogue written by :func:`write_catalog` (nested metadata restored)."""
+    """Read a catalogue written by :func:`write_catalog` (nested metadata restored).
+
+    Raises
+    ------
+    CatalogError
+        The file is missing, unreadable, not a table, or has no integer ``clump_id``
+        column with unique values.
+    """
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no catalogue at {path}")
-    table = Table.read(path, format=_format_for(path, fmt))
+        what = "is a folder, not a catalogue file" if path.is_dir() else "does not exist"
+        raise CatalogError(f"catalogue {path} {what}; run `ssclump detect CUBE --out DIR` "
+                           "to make DIR/catalog.fits, or check the path")
+    fmt = _format_for(path, fmt)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # astropy warns about unknown units, keywords
+            table = Table.read(path, format=fmt)
+    except Exception as exc:  # noqa: BLE001 - astropy raises many kinds for broken files
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
+        raise CatalogError(f"{path} is not a readable {fmt} table ({reason}); write it again "
+                           "with `ssclump detect` (or copy it again if it was damaged)") from None
     table.convert_bytestring_to_unicode()  # FITS string columns come back as bytes
     blob = None
     for key in list(table.meta):
         if key.upper() == "METAJSON":
             blob = table.meta.pop(key)
     if blob:
-        table.meta.update(json.loads(blob))
+        try:
+            extra = json.loads(blob)
+        except (TypeError, ValueError):
+            extra = None
+        if not isinstance(extra, dict):
+            raise CatalogError(f"{path}: the METAJSON header keyword is not a JSON object; "
+                               "delete the keyword or write the catalogue again")
+        table.meta.update(extra)
     # FITS upper-cases header keywords: bring ours back to the names build_catalog uses.
     for key in list(table.meta):
         if key.isupper() and key.lower() in _META_KEYS:
             table.meta[key.lower()] = table.meta.pop(key)
+    check_catalog(table, str(path))
     return table
+
+
+def check_catalog(table: Table, name: str = "the catalogue") -> None:
+    """Require an integer, positive, unique ``clump_id`` column.
+
+    Raises
+    ------
+    CatalogError
+        With the problem and the fix.
+    """
+    if "clump_id" not in table.colnames:
+        raise CatalogError(
+            f"{name} has no 'clump_id' column (columns: {table.colnames[:8]}); give the "
+            "catalogue written with the mask (ssclump detect), whose clump_id values are the "
+            "mask's candidate ids")
+    ids = np.asarray(table["clump_id"])
+    if np.ma.is_masked(table["clump_id"]) or ids.dtype.kind not in "iu":
+        raise CatalogError(f"{name}: clump_id is not an integer column (type {ids.dtype}); "
+                           "give the catalogue written with the mask")
+    if ids.size and ids.min() < 1:
+        raise CatalogError(f"{name}: clump_id {int(ids.min())} is not a candidate id (ids "
+                           "start at 1; 0 is background); give the catalogue written with "
+                           "the mask")
+    if np.unique(ids).size != ids.size:
+        raise CatalogError(f"{name}: clump_id values repeat; every candidate must be one row "
+                           "- give the catalogue written with the mask")
+
+
+def read_mask(path: str | Path, cube: PPVCube | None = None,
+              catalog: Table | None = None) -> np.ndarray:
+    """Read an integer label mask (``mask.fits``) and check it against its cube / catalogue.
+
+    Parameters
+    ----------
+    path : str or Path
+        The mask FITS file (int, 0 = background, candidate ids > 0).
+    cube : PPVCube, optional
+        The cube it was made from: shape and celestial / spectral grid must match.
+    catalog : Table, optional
+        Its catalogue: every catalogue ``clump_id`` must be in the mask.
+
+    Returns
+    -------
+    ndarray
+        int32 ``(v, y, x)``.
+
+    Raises
+    ------
+    CatalogError
+        Unreadable file, not an integer 3D mask, negative or huge ids, a shape or grid
+        other than the cube's, catalogue ids missing from the mask.
+    """
+    from astropy.io import fits
+
+    path = Path(path)
+    if not path.is_file():
+        raise CatalogError(f"mask {path} does not exist; run `ssclump detect CUBE --out DIR` "
+                           "to make DIR/mask.fits, or check the path")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with fits.open(path, memmap=False) as hdul:
+                hdu = next((h for h in hdul if getattr(h, "is_image", False)
+                            and h.data is not None), None)
+                if hdu is None:
+                    raise CatalogError(f"{path} holds no image; give the mask.fits written by "
+                                       "ssclump detect")
+                mask, header = np.array(hdu.data), hdu.header.copy()
+    except CatalogError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - astropy raises many kinds for broken files
+        reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:160]
+        raise CatalogError(f"{path} is not a readable FITS mask ({reason}); run ssclump detect "
+                           "again to rewrite it") from None
+    check_mask(mask, str(path), cube=cube, catalog=catalog, header=header)
+    return mask.astype(np.int32)
+
+
+def check_mask(mask: np.ndarray, name: str = "the mask", cube: PPVCube | None = None,
+               catalog: Table | None = None, header: Any = None) -> None:
+    """Check a label mask (see :func:`read_mask`); raises :class:`CatalogError`."""
+    mask = np.asarray(mask)
+    redo = "run ssclump detect on the cube again to rewrite the mask"
+    if mask.ndim != 3:
+        raise CatalogError(f"{name} has {mask.ndim} axes (shape {mask.shape}); a label mask "
+                           f"has the cube's 3 (v, y, x) - {redo}")
+    if mask.dtype.kind not in "iu":
+        if mask.dtype.kind != "f" or not np.all(np.isfinite(mask)) \
+                or not np.array_equal(mask, np.round(mask)):
+            raise CatalogError(f"{name} holds non-integer values (type {mask.dtype}); a label "
+                               f"mask holds candidate ids - {redo}")
+    if cube is not None and mask.shape != cube.shape:
+        raise CatalogError(f"{name} has shape {mask.shape} but the cube has {cube.shape}; pass "
+                           "the cube that was detected (the one the mask was made from)")
+    if mask.size:
+        lo, hi = mask.min(), mask.max()
+        if lo < 0:
+            raise CatalogError(f"{name} holds negative id {int(lo)}; ids are 0 (background) or "
+                               f"positive - {redo}")
+        # Ids index per-candidate tables: an id beyond the voxel count means a mask from a
+        # tool with sparse ids, which would cost memory in proportion to the id.
+        if hi > max(mask.size, 2**16):
+            raise CatalogError(f"{name} holds id {int(hi)}, more than its {mask.size} voxels; "
+                               "renumber the candidates 1..N (with the catalogue's clump_id), "
+                               f"or {redo}")
+    if cube is not None and header is not None:
+        _check_mask_grid(header, cube, name)
+    if catalog is not None:
+        check_catalog(catalog)
+        present = np.zeros(int(mask.max(initial=0)) + 1, dtype=bool)
+        present[np.unique(mask)] = True
+        ids = np.asarray(catalog["clump_id"], dtype=np.int64)
+        missing = ids[(ids >= present.size) | ~present[np.minimum(ids, present.size - 1)]]
+        if missing.size:
+            raise CatalogError(f"{missing.size} catalogue clump_id(s) are not in {name} (e.g. "
+                               f"{missing[:5].tolist()}); use the catalogue and mask written "
+                               "together by one ssclump detect run")
+
+
+def _check_mask_grid(header: Any, cube: PPVCube, name: str) -> None:
+    """The mask's WCS must put its voxels where the cube's are (within 1% of a pixel)."""
+    from astropy.wcs import WCS
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            wcs = WCS(header, naxis=3)
+            corners = np.array([[0, 0, 0], [s - 1 for s in cube.shape[::-1]]], dtype=float)
+            mine = wcs.all_pix2world(corners, 0)
+            theirs = cube.wcs.all_pix2world(corners, 0)
+    except Exception:  # noqa: BLE001 - no usable WCS in the mask: nothing to compare
+        return
+    if wcs.wcs.naxis < 3 or not np.isfinite(mine).all() or not wcs.has_celestial:
+        return
+    # Per axis, within 1% of the cube's pixel step (wcslib gives both in SI units).
+    cube_step = np.abs(cube.wcs.all_pix2world(corners + 1, 0) - theirs)
+    if not np.all(np.abs(mine - theirs) <= 0.01 * cube_step + 1e-9):
+        raise CatalogError(f"{name} lies on another grid than the cube (its WCS puts the "
+                           "corner voxels elsewhere); pass the cube that was detected (the one the "
+                           "mask was made from)")
 
 
 _META_KEYS = {"frame", "lon_name", "lat_name", "spectral_type", "detector", "rms", "unit",

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -222,19 +223,11 @@ def read_cube(path_or_hdu: Any) -> PPVCube:
     source: str | None = None
     if isinstance(path_or_hdu, (str, os.PathLike)):
         source = os.fspath(path_or_hdu)
-        if not os.path.exists(source):
-            raise CubeError(f"{source}: no such file; check the path")
-        try:
-            with fits.open(source, memmap=False) as hdul:
-                data, header = _pick_hdu(hdul, source)
-        except OSError as exc:
-            raise CubeError(
-                f"{source} could not be read as FITS ({exc}); give a FITS cube (.fits)"
-            ) from None
+        data, header = _read_file(source)
     elif isinstance(path_or_hdu, fits.HDUList):
-        data, header = _pick_hdu(path_or_hdu, "HDUList")
+        data, header = _guarded(lambda: _pick_hdu(path_or_hdu, "HDUList"), "the HDUList")
     elif isinstance(path_or_hdu, (fits.PrimaryHDU, fits.ImageHDU, fits.CompImageHDU)):
-        data, header = path_or_hdu.data, path_or_hdu.header
+        data, header = _guarded(lambda: _hdu_data(path_or_hdu, "the HDU"), "the HDU")
         if data is None:
             raise CubeError("the HDU has no data; pass the HDU that holds the cube")
     else:
@@ -245,11 +238,178 @@ def read_cube(path_or_hdu: Any) -> PPVCube:
     return cube_from_array(data, header, source=source)
 
 
-def _pick_hdu(hdul: fits.HDUList, name: str) -> tuple[np.ndarray, fits.Header]:
-    for hdu in hdul:
-        if getattr(hdu, "is_image", False) and hdu.data is not None and hdu.data.ndim >= 2:
-            return np.array(hdu.data), hdu.header.copy()
+def _read_file(source: str) -> tuple[np.ndarray, fits.Header]:
+    """Data and header of the first cube in a FITS file; every failure is a CubeError."""
+    if not os.path.exists(source):
+        raise CubeError(f"{source}: no such file; check the path")
+    if os.path.isdir(source):
+        raise CubeError(f"{source} is a folder, not a FITS file; give the path of the cube's "
+                        ".fits file")
+    size = os.path.getsize(source)
+    if size == 0:
+        raise CubeError(f"{source} is empty (0 bytes): the download or copy failed; copy the "
+                        "file again")
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with fits.open(source, memmap=False) as hdul:
+                return _pick_hdu(hdul, source, size)
+    except CubeError:
+        raise
+    except PermissionError:
+        raise CubeError(f"{source} cannot be read (permission denied); check the file's "
+                        "permissions (chmod u+r) or copy it somewhere readable") from None
+    except MemoryError:
+        raise CubeError(f"{source}: the cube does not fit in memory; cut out a smaller "
+                        "region (e.g. with spectral-cube's subcube) and read that") from None
+    except Exception as exc:  # noqa: BLE001 - astropy raises many kinds for broken files
+        reason = _reason(exc)
+        texts = [str(w.message) for w in caught]
+        if any("truncated" in t for t in texts) or "cannot reshape" in reason:
+            raise CubeError(
+                f"{source} is truncated ({size} bytes, shorter than its header says): the "
+                "download or copy was cut short; copy the file again") from None
+        raise CubeError(
+            f"{source} is not a readable FITS file ({reason}); give a FITS cube (.fits), or "
+            "copy the file again if it was damaged") from None
+
+
+def _guarded(fn: Any, what: str) -> Any:
+    """Run ``fn`` (reading an in-memory HDU); astropy's errors become a CubeError."""
+    try:
+        return fn()
+    except CubeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a damaged in-memory HDU
+        raise CubeError(f"{what} cannot be read ({_reason(exc)}); check its header "
+                        "(BITPIX, NAXISn, BSCALE/BZERO)") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """``Type: first line`` of an exception, short enough for a one-line message."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
+
+
+def _pick_hdu(hdul: fits.HDUList, name: str, size: int | None = None
+              ) -> tuple[np.ndarray, fits.Header]:
+    """The first image HDU with 3 or more axes (else the first with 2, for the message).
+
+    HDUs are loaded one at a time, so a damaged HDU after the cube does not matter.
+    """
+    fallback = None
+    i = 0
+    while True:
+        try:
+            hdu = hdul[i]
+        except IndexError:
+            break
+        except Exception as exc:  # noqa: BLE001 - the bytes after the last HDU are junk
+            if fallback is not None:
+                break
+            raise CubeError(
+                f"{name}: HDU {i} cannot be read ({_reason(exc)}); the file is damaged, or a "
+                "header's BITPIX / NAXISn disagree with the data that follow - copy the file "
+                "again or fix those keywords") from None
+        i += 1
+        if not getattr(hdu, "is_image", False):
+            continue
+        header = _checked_header(hdu.header, f"{name}: ")
+        naxis = _header_shape(header)
+        if len(naxis) < 2 or 0 in naxis:
+            continue
+        if size is not None and not isinstance(hdu, fits.CompImageHDU):
+            _check_size(hdu, header, naxis, size, name)
+        if len(naxis) >= 3:
+            return _hdu_data(hdu, name)
+        fallback = fallback or hdu
+    if fallback is not None:
+        return _hdu_data(fallback, name)
     raise CubeError(f"{name} holds no image data; give a FITS file with a PPV cube")
+
+
+def _header_shape(header: fits.Header) -> tuple[int, ...]:
+    """``NAXIS1..NAXISn`` as ints (FITS order); a CubeError when they are not integers."""
+    values = [header.get("NAXIS", 0)] + [header.get(f"NAXIS{i}") for i in
+                                         range(1, _int_or_zero(header.get("NAXIS", 0)) + 1)]
+    for key, value in zip(["NAXIS"] + [f"NAXIS{i}" for i in range(1, len(values))], values,
+                          strict=True):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise CubeError(f"{key} = {value!r} is not a non-negative integer; fix the header "
+                            "(NAXIS = number of axes, NAXISn = length of axis n)")
+    return tuple(values[1:])
+
+
+def _int_or_zero(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _check_size(hdu: Any, header: fits.Header, naxis: tuple[int, ...], size: int,
+                name: str) -> None:
+    """Refuse, before reading, data that run past the end of the file."""
+    bitpix = header.get("BITPIX")
+    if bitpix not in (8, 16, 32, 64, -32, -64):
+        raise CubeError(f"{name}: BITPIX = {bitpix!r} is not a FITS data type; fix BITPIX "
+                        "(8, 16, 32, 64, -32 or -64)")
+    nbytes = abs(bitpix) // 8 * int(np.prod(naxis, dtype=np.int64))
+    start = int(hdu.fileinfo()["datLoc"])
+    if start + nbytes > size:
+        raise CubeError(
+            f"{name} is truncated: its header describes {start + nbytes} bytes (BITPIX "
+            f"{bitpix}, axes {'x'.join(map(str, naxis))}) but the file has {size}; the "
+            "download or copy was cut short - copy the file again (or fix NAXISn / BITPIX)")
+    # More bytes than the header describes, and not a next HDU: BITPIX / NAXISn are wrong.
+    end = start + nbytes + (-nbytes % 2880)
+    if size > end and os.path.isfile(name):
+        with open(name, "rb") as fh:
+            fh.seek(end)
+            rest = fh.read(2880)
+        if not rest.startswith(b"XTENSION") and rest.strip(b"\0 "):
+            raise CubeError(
+                f"{name}: the header describes {nbytes} bytes of data (BITPIX {bitpix}, axes "
+                f"{'x'.join(map(str, naxis))}) but more data follow; fix BITPIX / NAXISn so "
+                "they match the data (or copy the file again if it was damaged)")
+
+
+_NUMBER_KEYS = re.compile(
+    r"^(CRVAL\d|CDELT\d|CRPIX\d|CROTA\d|PC\d_\d|CD\d_\d|RESTFRQ|RESTFREQ|RESTWAV|"
+    r"LONPOLE|LATPOLE|BSCALE|BZERO)$")
+
+
+def _checked_header(header: fits.Header, where: str) -> fits.Header:
+    """A copy of ``header`` in which every card parses and the numeric keys are numbers."""
+    for card in header.cards:
+        try:
+            value = card.value
+        except Exception:  # noqa: BLE001 - astropy's VerifyError and kin
+            raise CubeError(
+                f"{where}header card {card.keyword or '?'} cannot be parsed "
+                f"({card.image.strip()[:60]!r}); fix or delete that card") from None
+        if _NUMBER_KEYS.match(card.keyword) and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+                or not np.isfinite(value)):
+            what = ("it scales the data values" if card.keyword in ("BSCALE", "BZERO")
+                    else "the world coordinates depend on it")
+            raise CubeError(f"{where}{card.keyword} = {value!r} is not a finite number; fix or "
+                            f"remove that keyword ({what})")
+    if header.get("BSCALE", 1) == 0:
+        raise CubeError(f"{where}BSCALE = 0 would make every value equal to BZERO; fix BSCALE "
+                        "(1 if the data are not scaled)")
+    blank = header.get("BLANK")
+    if blank is not None and (isinstance(blank, bool) or not isinstance(blank, int)):
+        raise CubeError(f"{where}BLANK = {blank!r} is not an integer; fix or remove BLANK "
+                        "(the stored value of blank voxels in integer data)")
+    try:
+        return header.copy()
+    except Exception as exc:  # noqa: BLE001
+        raise CubeError(f"{where}the header cannot be copied ({_reason(exc)}); fix the "
+                        "header") from None
+
+
+def _hdu_data(hdu: Any, name: str) -> tuple[np.ndarray | None, fits.Header]:
+    header = _checked_header(hdu.header, f"{name}: ")
+    data = hdu.data
+    return (None if data is None else np.array(data)), header
 
 
 def cube_from_array(
@@ -270,10 +430,15 @@ def cube_from_array(
     -------
     PPVCube
     """
-    header = fits.Header(header) if not isinstance(header, fits.Header) else header.copy()
+    where = f"{source}: " if source else ""
+    try:
+        header = fits.Header(header) if not isinstance(header, fits.Header) else header
+    except Exception as exc:  # noqa: BLE001 - a dict astropy cannot turn into cards
+        raise CubeError(f"{where}the header cannot be used ({_reason(exc)}); give an "
+                        "astropy.io.fits.Header or a dict of FITS keywords") from None
+    header = _checked_header(header, where)
     data = np.asarray(data)
     notes: list[str] = []
-    where = f"{source}: " if source else ""
 
     if data.ndim == 2:
         raise CubeError(
@@ -298,6 +463,16 @@ def cube_from_array(
         notes.append("dropped the degenerate 4th (Stokes) axis")
 
     _check_axes(wcs, where)
+    _check_world(wcs, data.shape, where)
+    if not np.issubdtype(data.dtype, np.number) or np.issubdtype(data.dtype, np.complexfloating):
+        raise CubeError(f"{where}the data are of type {data.dtype}, not real numbers; give a "
+                        "cube of integer or floating-point values")
+    n_inf = int(np.isinf(data).sum()) if data.dtype.kind == "f" else 0
+    if n_inf:
+        # Infinite voxels would poison the rms, the peaks and the sample scaling: blank them.
+        data = np.where(np.isinf(data), np.nan, data)
+        notes.append(f"{n_inf} infinite voxel(s) treated as blank (NaN)")
+        log.warning("%s%s", where, notes[-1])
     if not np.isfinite(data).any():
         raise CubeError(
             f"{where}every voxel is NaN/blank; check the file (wrong HDU, or BLANK/"
@@ -326,6 +501,22 @@ def cube_from_array(
     if unit_note:
         notes.append(unit_note)
 
+    try:
+        return _build(data, wcs, header, unit, convention, prefix, spectral_type, source,
+                      notes, where)
+    except CubeError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a header wcslib/spectral-cube cannot use
+        raise CubeError(
+            f"{where}the cube cannot be set up from its header ({_reason(exc)}); check the WCS "
+            "keywords (CTYPEn, CUNITn, CRVALn, CDELTn, CRPIXn, PC/CD, RADESYS, RESTFRQ)"
+        ) from None
+
+
+def _build(data: np.ndarray, wcs: WCS, header: fits.Header, unit: u.UnitBase,
+           convention: str, prefix: str, spectral_type: str, source: str | None,
+           notes: list[str], where: str) -> PPVCube:
+    """The spectral-cube part of :func:`cube_from_array` (inputs already checked)."""
     cube = _spectral_cube(data, wcs, header, unit)
     cube = cube.with_spectral_unit(KMS, velocity_convention=convention)
     if prefix not in ("VRAD", "VOPT", "VELO"):
@@ -350,7 +541,13 @@ def cube_from_array(
 
     wcs3 = cube.wcs
     hdr3 = _clean_header(cube.header, header, out_unit)
-    frame = wcs_to_celestial_frame(wcs3.celestial).name
+    try:
+        frame = wcs_to_celestial_frame(wcs3.celestial).name
+    except ValueError as exc:
+        raise CubeError(
+            f"{where}the celestial frame cannot be told from the header ({_reason(exc)}); fix "
+            "RADESYS (ICRS, FK5, ...) and EQUINOX (e.g. 2000.0), or use GLON/GLAT axes"
+        ) from None
     return PPVCube(
         data=values,
         wcs=wcs3,
@@ -422,6 +619,46 @@ def _check_axes(wcs: WCS, where: str) -> None:
             "spectral_cube.SpectralCube.read(path).hdu (which puts the spectral axis last "
             "in FITS order) or np.transpose plus a matching header"
         )
+
+
+def _check_world(wcs: WCS, shape: tuple[int, ...], where: str) -> None:
+    """Require finite world coordinates and a non-singular pixel -> world map.
+
+    wcslib accepts NaN or huge CDELT / CRVAL values and singular PC / CD matrices that
+    leave some columns independent; the catalogue would then get NaN positions or zero
+    sizes, so such headers are refused here with the keywords to fix.
+    """
+    w = wcs.wcs
+    pc = np.asarray(w.get_pc(), dtype=float)
+    if np.any(pc[2, :2] != 0) or np.any(pc[:2, 2] != 0):
+        raise CubeError(
+            f"{where}the header's PC/CD matrix mixes the spectral axis with the sky axes "
+            "(PC1_3, PC2_3, PC3_1 or PC3_2 not 0); regrid the cube so the spectral axis is "
+            "independent of position")
+    centre = np.array([(n - 1) / 2.0 for n in shape[::-1][:3]])
+    pix = np.vstack([centre, centre + np.eye(3)])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            world = np.asarray(wcs.all_pix2world(pix, 0), dtype=float)
+    except Exception as exc:  # noqa: BLE001 - wcslib's projection errors
+        raise CubeError(
+            f"{where}the header's WCS cannot map the cube's pixels to the sky ({_reason(exc)}); "
+            "fix CRVALn, CDELTn, CRPIXn and the PC/CD matrix") from None
+    if not np.isfinite(world).all():
+        raise CubeError(
+            f"{where}the header's WCS gives no finite world coordinates at the cube's centre; "
+            "fix CRVALn, CDELTn, CRPIXn (and PC/CD) so the cube maps onto the sky")
+    jac = world[1:] - world[0]
+    lng = w.lng
+    jac[:, lng] = (jac[:, lng] + 180.0) % 360.0 - 180.0  # longitude wraps at 360 deg
+    sky = jac[:2, [w.lng, w.lat]]
+    scale = float(np.abs(sky).max())
+    if jac[2, w.spec] == 0 or scale == 0 or abs(np.linalg.det(sky)) <= 1e-9 * scale**2:
+        raise CubeError(
+            f"{where}the header's WCS is degenerate: neighbouring pixels or channels map to "
+            "the same position or velocity (singular PC/CD matrix or zero CDELTn); fix the "
+            "PC/CD matrix and CDELTn")
 
 
 def _parse_bunit(bunit: str, where: str) -> tuple[u.UnitBase, str]:
