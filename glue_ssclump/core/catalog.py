@@ -508,6 +508,7 @@ def check_mask(mask: np.ndarray, name: str = "the mask", cube: PPVCube | None = 
                 or not np.array_equal(mask, np.round(mask)):
             raise CatalogError(f"{name} holds non-integer values (type {mask.dtype}); a label "
                                f"mask holds candidate ids - {redo}")
+        mask = mask.astype(np.int64)  # whole numbers stored as floats: use them as ids
     if cube is not None and mask.shape != cube.shape:
         raise CatalogError(f"{name} has shape {mask.shape} but the cube has {cube.shape}; pass "
                            "the cube that was detected (the one the mask was made from)")
