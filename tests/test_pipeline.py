@@ -128,3 +128,39 @@ def test_cluster_threshold_rule_matches_the_partition(small):
     with pytest.raises(ValueError, match="'clusters' or 'elbow'"):
         verify(cube.data, det.labels, det.catalog, seeds, config=TINY, init=v.model,
                train_model=False, threshold="median")
+
+
+def test_verify_reports_the_rms_it_used_and_where_from(small):
+    """The sample background's rms changes the verdicts, so verify says which it used."""
+    cube, det, y = small
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    from glue_ssclump.core.model import build_model
+
+    model = build_model().eval()
+    kw = {"config": TINY, "init": model, "train_model": False}
+    v = verify(cube.data, det.labels, det.catalog, None, **kw)
+    assert (v.rms, v.rms_source) == (0.15, "catalogue")
+    assert v.catalog.meta["ssclump_rms"] == 0.15
+    assert v.catalog.meta["ssclump_rms_source"] == "catalogue"
+    low = verify(cube.data, det.labels, det.catalog, None, rms=0.05, **kw)
+    assert (low.rms, low.rms_source) == (0.05, "option")
+    # the same model on the same candidates scores differently at another rms
+    assert np.max(np.abs(low.p_clump - v.p_clump)) > 1e-4
+    bare = det.catalog.copy()
+    bare.meta.pop("rms")
+    est = verify(cube.data, det.labels, bare, None, **kw)
+    assert est.rms_source == "estimate" and 0.1 < est.rms < 0.2
+
+
+def test_context_arch_trains_saves_and_reloads(small, tmp_path):
+    cube, det, y = small
+    v = verify(cube.data, det.labels, det.catalog, _seeds(y), config=TINY, init="scratch",
+               arch="context")
+    assert v.model.arch == "context" and v.model.in_channels == 4
+    assert np.all((v.p_clump >= 0) & (v.p_clump <= 1))
+    paths = save_verification(v, tmp_path)
+    again = verify(cube.data, det.labels, det.catalog, None, config=TINY,
+                   init=str(paths["model"]))
+    assert again.model.arch == "context"
+    np.testing.assert_allclose(again.p_clump, v.p_clump, atol=1e-5)

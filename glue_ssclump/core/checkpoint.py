@@ -30,7 +30,7 @@ import torch
 from ..version import __version__
 from .device import resolve_device
 from .errors import SSClumpError
-from .model import ARCH_VERSION, INPUT_SIZE, SSClumpNet
+from .model import ARCH_VERSION, ARCHS, INPUT_SIZE, SSClumpNet
 
 __all__ = ["CheckpointError", "save_checkpoint", "load_checkpoint", "FORMAT", "FORMAT_VERSION"]
 
@@ -111,6 +111,8 @@ def save_checkpoint(path: str | os.PathLike, model: SSClumpNet, metadata: dict |
     meta.setdefault("normalisation", NORMALISATION)
     meta.update(
         arch_version=getattr(model, "arch_version", ARCH_VERSION),
+        # 'paper' or 'context' (model.ARCHS); files without it are 'paper' networks
+        arch=getattr(model, "arch", "paper"),
         input_size=INPUT_SIZE,
         package_version=__version__,
         torch_version=str(torch.__version__),
@@ -188,7 +190,8 @@ def _check_payload(obj: Any, path: Path) -> dict:
             f"{path} is damaged: metadata or weights are missing; retrain and save the model"
         )
     arch = meta.get("arch_version")
-    if arch != ARCH_VERSION:
+    known = {version for _, version in ARCHS.values()}
+    if arch not in known:
         saved_with = meta.get("package_version", "an unknown version")
         raise CheckpointError(
             f"{path} holds a model of architecture {arch!r} (saved by glue-ssclump "
@@ -242,7 +245,9 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"
     dropout = kwargs.get("dropout", 0.5)
     if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise CheckpointError(f"{path} is damaged: invalid dropout {dropout!r}; retrain")
-    model = SSClumpNet(dropout=float(dropout))
+    # Checkpoints written before the 'arch' field existed hold the paper's network.
+    name = next(a for a, (_, v) in ARCHS.items() if v == payload["metadata"]["arch_version"])
+    model = SSClumpNet(dropout=float(dropout), in_channels=ARCHS[name][0])
 
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
@@ -265,7 +270,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"
         if not_tensor:
             parts.append(f"non-tensor weights {not_tensor[:4]}")
         raise CheckpointError(
-            f"{path} does not match the {ARCH_VERSION!r} network: {', '.join(parts)}; "
+            f"{path} does not match the {model.arch_version!r} network: {', '.join(parts)}; "
             f"it was saved from a different or modified model - {_RETRAIN}"
         )
     bad = [k for k, v in state.items()
@@ -278,4 +283,6 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"
     model.load_state_dict(state, strict=True)
     model.to(resolve_device(device))
     model.eval()
-    return model, dict(payload["metadata"])
+    meta = dict(payload["metadata"])
+    meta.setdefault("arch", name)
+    return model, meta

@@ -63,7 +63,9 @@ from .device import resolve_device, tune_cpu_allocator
 from .progress import Progress
 
 __all__ = [
+    "ARCHS",
     "ARCH_VERSION",
+    "CONTEXT_ARCH_VERSION",
     "INPUT_SIZE",
     "N_FEATURES",
     "N_CLASSES",
@@ -79,6 +81,10 @@ __all__ = [
 
 #: Identifies the layer stack; stored in checkpoints and checked when loading.
 ARCH_VERSION = "ss3dclump-ref-1"
+#: The same stack fed four channels (sample, context, mask, valid; see core/context.py).
+CONTEXT_ARCH_VERSION = "ss3dclump-context-1"
+#: Architecture name -> (input channels, arch_version).  'paper' is the reference network.
+ARCHS = {"paper": (1, ARCH_VERSION), "context": (4, CONTEXT_ARCH_VERSION)}
 #: Side of the cubic input sample in voxels.
 INPUT_SIZE = 30
 #: Width of the feature vector clustered by Constrained-KMeans.
@@ -236,6 +242,11 @@ class SSClumpNet(nn.Module):
     dropout : float
         Dropout rate before the last convolution (reference: 0.5).  Active only in
         training mode.
+    in_channels : int
+        Input channels: 1 is the paper's network (``arch='paper'``); 4 is
+        ``arch='context'`` (the candidate sample plus its surroundings, own mask and
+        valid-data mask, :mod:`~glue_ssclump.core.context`).  Only the input BatchNorm
+        and the stem convolution differ.
 
     Notes
     -----
@@ -255,12 +266,21 @@ class SSClumpNet(nn.Module):
     gives the same result for both (up to float rounding).
     """
 
-    arch_version: str = ARCH_VERSION
-
-    def __init__(self, dropout: float = 0.5) -> None:
+    def __init__(self, dropout: float = 0.5, in_channels: int = 1) -> None:
         super().__init__()
-        self.input_bn = _keras_bn(1)
-        self.stem_conv = nn.Conv3d(1, 16, 3, stride=2, padding=1)
+        self.in_channels = int(in_channels)
+        names = {c: a for a, (c, _) in ARCHS.items()}
+        if self.in_channels not in names:
+            raise ValueError(f"in_channels must be one of {sorted(names)}, not {in_channels!r}")
+        self.arch = names[self.in_channels]
+        self.arch_version = ARCHS[self.arch][1]
+        self.input_bn = _keras_bn(self.in_channels)
+        if self.in_channels != 1:
+            # Fixed affine (batch statistics only): no gradient has to flow through the
+            # stem convolution to its input, which made a training step 2.5x slower.
+            self.input_bn.weight.requires_grad_(False)
+            self.input_bn.bias.requires_grad_(False)
+        self.stem_conv = nn.Conv3d(self.in_channels, 16, 3, stride=2, padding=1)
         self.res_conv1 = nn.Conv3d(16, 32, 3, stride=2, padding=1)
         self.res_bn1 = _keras_bn(32)
         self.res_conv2 = nn.Conv3d(32, 32, 3, stride=1, padding=1)
@@ -295,10 +315,10 @@ class SSClumpNet(nn.Module):
         results are the same as ``stem_conv(input_bn(x))`` up to float rounding.
         """
         bn, conv = self.input_bn, self.stem_conv
-        # No parameter gradient needed, or one w.r.t. the input too (e.g. saliency maps):
-        # the plain modules.
+        # No parameter gradient needed, or one w.r.t. the input too (e.g. saliency maps),
+        # or several channels (the fold below is written for one): the plain modules.
         if not (torch.is_grad_enabled() and bn.weight.requires_grad and bn.training) \
-                or x.requires_grad:
+                or x.requires_grad or self.in_channels != 1:
             return conv(bn(x))
         # one-channel batch statistics: sum and sum of squares (BLAS dot) are 10x
         # faster here than var_mean's Welford pass; the inputs are in [0, 1]
@@ -319,16 +339,17 @@ class SSClumpNet(nn.Module):
         Parameters
         ----------
         x : torch.Tensor
-            ``(N, 1, 30, 30, 30)`` float32 samples in [0, 1].
+            ``(N, in_channels, 30, 30, 30)`` float32 samples.
 
         Returns
         -------
         torch.Tensor
             ``(N, 256)``.
         """
-        if x.dim() != 5 or tuple(x.shape[1:]) != (1, INPUT_SIZE, INPUT_SIZE, INPUT_SIZE):
+        c = self.in_channels
+        if x.dim() != 5 or tuple(x.shape[1:]) != (c, INPUT_SIZE, INPUT_SIZE, INPUT_SIZE):
             raise ValueError(
-                f"SSClumpNet expects input of shape (N, 1, {INPUT_SIZE}, {INPUT_SIZE}, "
+                f"SSClumpNet expects input of shape (N, {c}, {INPUT_SIZE}, {INPUT_SIZE}, "
                 f"{INPUT_SIZE}), got {tuple(x.shape)}"
             )
         x = F.relu(self._stem(x))
@@ -382,9 +403,14 @@ def reference_features(model: SSClumpNet, x: torch.Tensor) -> torch.Tensor:
     return F.relu(model.fc2(F.relu(model.fc1(x))))
 
 
-def build_model(**kw: Any) -> SSClumpNet:
-    """Create an :class:`SSClumpNet` (keyword arguments go to its constructor)."""
-    return SSClumpNet(**kw)
+def build_model(arch: str = "paper", **kw: Any) -> SSClumpNet:
+    """Create an :class:`SSClumpNet` of architecture ``arch`` ('paper' or 'context').
+
+    Other keyword arguments go to its constructor.
+    """
+    if arch not in ARCHS:
+        raise ValueError(f"arch must be one of {sorted(ARCHS)}, not {arch!r}")
+    return SSClumpNet(in_channels=ARCHS[arch][0], **kw)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
@@ -433,8 +459,8 @@ def count_macs(model: nn.Module, per_layer: bool = False) -> int | dict[str, int
     param = next(probe.parameters())
     # fork_rng: the copy's dropout must not move the caller's random stream.
     with torch.no_grad(), torch.random.fork_rng(devices=[]):
-        probe(torch.zeros(2, 1, INPUT_SIZE, INPUT_SIZE, INPUT_SIZE, device=param.device,
-                          dtype=param.dtype))
+        probe(torch.zeros(2, getattr(probe, "in_channels", 1), INPUT_SIZE, INPUT_SIZE,
+                          INPUT_SIZE, device=param.device, dtype=param.dtype))
     return dict(counts) if per_layer else int(sum(counts.values()))
 
 
@@ -566,9 +592,10 @@ def infer(
 
     if isinstance(source_or_array, (np.ndarray, torch.Tensor)):
         array = source_or_array
-        if array.ndim != 5 or tuple(array.shape[1:]) != (1, INPUT_SIZE, INPUT_SIZE, INPUT_SIZE):
+        c = getattr(model, "in_channels", 1)
+        if array.ndim != 5 or tuple(array.shape[1:]) != (c, INPUT_SIZE, INPUT_SIZE, INPUT_SIZE):
             raise ValueError(
-                f"infer expects samples of shape (N, 1, {INPUT_SIZE}, {INPUT_SIZE}, "
+                f"infer expects samples of shape (N, {c}, {INPUT_SIZE}, {INPUT_SIZE}, "
                 f"{INPUT_SIZE}), got {tuple(array.shape)}"
             )
         n = len(array)

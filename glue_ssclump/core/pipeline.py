@@ -22,6 +22,7 @@ from ..version import __version__
 from .catalog import build_catalog, crossmatch
 from .checkpoint import save_checkpoint
 from .ckmeans import constrained_kmeans
+from .context import ContextSamples
 from .cube import PPVCube, estimate_rms
 from .detectors import DetectionResult, run_detector
 from .labels import LABEL_CLUMP, LABEL_NONE, LABEL_NOT_CLUMP, labels_array, seed_labels
@@ -137,6 +138,12 @@ class Verification:
     train_result: TrainResult | None = None
     init: str = "default"
     n_seeds: dict[str, int] = field(default_factory=dict)
+    #: Noise rms (K) of the sample background, and where it came from: 'option' (the
+    #: caller's ``rms``), 'catalogue' (its ``meta['rms']``) or 'estimate'
+    #: (:func:`~glue_ssclump.core.cube.estimate_rms` of the cube).  The verdicts depend
+    #: on it: the samples' background noise is drawn at this rms (docs/verifier.md).
+    rms: float = float("nan")
+    rms_source: str = ""
 
     @property
     def cancelled(self) -> bool:
@@ -163,6 +170,7 @@ def verify(
     heldout: tuple[np.ndarray, np.ndarray] | None = None,
     rms: float | None = None,
     sample_seed: int = 0,
+    arch: str = "paper",
     progress: Progress | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> Verification:
@@ -203,10 +211,16 @@ def verify(
     heldout : (row indices, labels), optional
         Labelled test candidates scored every epoch (never seeds).
     rms : float, optional
-        Noise rms for the sample background; default the catalogue's ``meta['rms']``,
-        else estimated.
+        Noise rms (K) for the sample background; default the catalogue's
+        ``meta['rms']``, else estimated from the cube.  The value and its source are
+        returned (``Verification.rms`` / ``rms_source``) and stored in the catalogue's
+        meta (``ssclump_rms``, ``ssclump_rms_source``): the verdicts depend on it.
     sample_seed : int
         Seed of the sample background noise.
+    arch : {'paper', 'context'}
+        Network for ``init='default'`` / ``'scratch'`` (a checkpoint or model object
+        brings its own): 'paper' is the reference network on the paper's samples,
+        'context' adds the surroundings, masks and SNR (:mod:`~glue_ssclump.core.context`).
     progress : Progress, optional
     on_epoch : callable, optional
         Called with every completed epoch's record (live plots).
@@ -234,12 +248,17 @@ def verify(
                              "candidates, or use all candidates")
     if train_model is None:
         train_model = bool(np.any(seeds >= 0))
+    rms_source = "option"
+    if rms is None and catalog.meta.get("rms") is not None:
+        rms, rms_source = float(catalog.meta["rms"]), "catalogue"
     if rms is None:
-        rms = catalog.meta.get("rms")
-    samples = CandidateSamples(data, labels_mask, clump_ids=ids, rms=rms, seed=sample_seed)
-
-    model = init if isinstance(init, torch.nn.Module) else load_initial_model(init,
-                                                                            config.device)
+        rms, rms_source = float(estimate_rms(np.asarray(data, dtype=np.float32))), "estimate"
+    model = init if isinstance(init, torch.nn.Module) else load_initial_model(
+        init, config.device, arch=arch)
+    # The network's architecture decides what a sample is (1 or 4 channels).
+    sample_cls = ContextSamples if getattr(model, "arch", "paper") == "context" \
+        else CandidateSamples
+    samples = sample_cls(data, labels_mask, clump_ids=ids, rms=rms, seed=sample_seed)
     # Checked before training: a bad rule must not cost a training run.
     rule = threshold if isinstance(threshold, str) else "fixed"
     if rule not in ("fixed", "clusters", "elbow"):
@@ -253,7 +272,7 @@ def verify(
     in_pool = np.flatnonzero(pool) if pool is not None else np.arange(ids.size)
     if train_model:
         # Samples depend only on (seed, clump id), so a pool's own source is consistent.
-        sub = samples if pool is None else CandidateSamples(
+        sub = samples if pool is None else sample_cls(
             data, labels_mask, clump_ids=ids[in_pool], rms=samples.rms,
             lag1=samples.lag1, seed=sample_seed)
         held = heldout
@@ -266,7 +285,8 @@ def verify(
             return Verification(catalog=catalog, p_clump=np.empty(0, np.float32),
                                 model=model, threshold=float("nan"),
                                 uncertain_band=uncertain_band, train_result=result,
-                                init=_init_name(init), n_seeds=_seed_counts(seeds))
+                                init=_init_name(init), n_seeds=_seed_counts(seeds),
+                                rms=float(samples.rms), rms_source=rms_source)
     p, feats = infer(model, samples, batch_size=config.infer_batch_size,
                      device=config.device,
                      progress=progress.span(0.85 if train_model else 0.0, 1.0))
@@ -283,10 +303,13 @@ def verify(
     out.meta["ssclump_threshold_rule"] = rule
     out["label"] = codes.astype(np.int16)
     out.meta["model_init"] = _init_name(init)
+    out.meta["ssclump_rms"] = float(samples.rms)
+    out.meta["ssclump_rms_source"] = rms_source
     progress.update(1.0, "verified")
     return Verification(catalog=out, p_clump=p, model=model, threshold=float(threshold),
                         uncertain_band=uncertain_band, train_result=result,
-                        init=_init_name(init), n_seeds=_seed_counts(seeds))
+                        init=_init_name(init), n_seeds=_seed_counts(seeds),
+                        rms=float(samples.rms), rms_source=rms_source)
 
 
 def _label_codes(ids: np.ndarray, labels: Mapping[int, int] | np.ndarray | None
@@ -322,7 +345,10 @@ def checkpoint_metadata(v: Verification, extra: Mapping[str, Any] | None = None
                         ) -> dict[str, Any]:
     """Plain-typed metadata describing how ``v.model`` was made."""
     meta: dict[str, Any] = {
-        "arch_version": ARCH_VERSION,
+        "arch_version": getattr(v.model, "arch_version", ARCH_VERSION),
+        "arch": getattr(v.model, "arch", "paper"),
+        "rms": float(v.rms),
+        "rms_source": v.rms_source,
         "input_size": INPUT_SIZE,
         "normalisation": "minmax",
         "package_version": __version__,

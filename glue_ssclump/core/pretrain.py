@@ -47,10 +47,16 @@ class CandidateSet:
     def false_fraction(self) -> float:
         return float(1.0 - self.is_true.mean()) if self.is_true.size else float("nan")
 
-    def samples(self, sample_seed: int = 0, cache: str | None = "auto") -> CandidateSamples:
-        return CandidateSamples(self.data, self.labels,
-                                clump_ids=np.asarray(self.catalog["clump_id"]),
-                                rms=self.rms, seed=sample_seed, cache=cache)
+    def samples(self, sample_seed: int = 0, cache: str | None = "auto",
+                arch: str = "paper") -> CandidateSamples:
+        """The candidates' samples for a network of architecture ``arch``."""
+        cls = CandidateSamples
+        if arch == "context":
+            from .context import ContextSamples
+
+            cls = ContextSamples
+        return cls(self.data, self.labels, clump_ids=np.asarray(self.catalog["clump_id"]),
+                   rms=self.rms, seed=sample_seed, cache=cache)
 
 
 def synthetic_candidate_set(seed: int, shape: Sequence[int] | None = None,
@@ -69,6 +75,30 @@ def synthetic_candidate_set(seed: int, shape: Sequence[int] | None = None,
     rms = float(truth.meta["settings"]["rms"])
     det = detect(cube, method, rms, params, progress=progress.span(0.3, 1.0))
     is_true = score_candidates(det.catalog, truth)
+    return CandidateSet(data=cube.data, header=header, labels=det.labels,
+                        catalog=det.catalog, truth=truth, is_true=np.asarray(is_true, bool),
+                        rms=rms, seed=seed, method=method)
+
+
+def morph_candidate_set(seed: int, preset: str = "morph_hard", method: str = "clumpfind",
+                        shape: Sequence[int] | None = None,
+                        params: dict[str, Any] | None = None,
+                        progress: Progress | None = None) -> CandidateSet:
+    """Morphology-truth cube -> candidates (paper's settings, true rms) -> truth flags.
+
+    The truth is :func:`~glue_ssclump.core.synthetic_morph.morph_truth` (a candidate
+    is true at the peak of a dominant injected clump of SNR >= 3).
+    """
+    from .synthetic_morph import make_morph_cube, morph_truth
+
+    progress = ensure_progress(progress)
+    over = {} if shape is None else {"shape": tuple(shape)}
+    data, header, truth, _ = make_morph_cube(seed, preset, progress=progress.span(0.0, 0.3),
+                                             **over)
+    cube = cube_from_array(data, header, source=f"morph {preset} seed {seed}")
+    rms = float(truth.meta["settings"]["rms"])
+    det = detect(cube, method, rms, params, progress=progress.span(0.3, 1.0))
+    is_true = morph_truth(det.catalog, truth)
     return CandidateSet(data=cube.data, header=header, labels=det.labels,
                         catalog=det.catalog, truth=truth, is_true=np.asarray(is_true, bool),
                         rms=rms, seed=seed, method=method)
@@ -106,7 +136,9 @@ class ConcatSamples(SampleSource):
 
     def get(self, index: Any) -> np.ndarray:
         index = np.atleast_1d(np.asarray(index, dtype=np.int64))
-        out = np.empty((index.size, 1, SAMPLE_SIZE, SAMPLE_SIZE, SAMPLE_SIZE), dtype=np.float32)
+        channels = self.parts[0].get(np.zeros(1, np.int64)).shape[1] if self.parts else 1
+        out = np.empty((index.size, channels, SAMPLE_SIZE, SAMPLE_SIZE, SAMPLE_SIZE),
+                       dtype=np.float32)
         part = np.searchsorted(self._starts, index, side="right") - 1
         for k in np.unique(part):
             sel = part == k
@@ -172,3 +204,34 @@ def train_default_model(
         raise ValueError("training was cancelled; the checkpoint was not written")
     save_checkpoint(out_path, result.model, meta)
     return result, meta
+
+
+def supervised_train(samples: SampleSource, targets: np.ndarray, model: Any,
+                     config: TrainConfig, index: np.ndarray | None = None,
+                     progress: Progress | None = None) -> Any:
+    """Train ``model`` in place on labelled samples (``config.passes`` shuffled passes).
+
+    Class-balanced cross-entropy, ``config``'s optimizer, then the BatchNorm running
+    statistics recomputed over (up to 2,048 of) the samples, as :func:`train` does
+    after every epoch.  Used to pretrain a shipped model on synthetic truth and for
+    the benchmark's supervised baselines.
+    """
+    import torch
+
+    from .training import _make_optimizer, _recalibrate_batchnorm, _torch_session, _train_passes
+
+    progress = ensure_progress(progress)
+    index = np.arange(len(samples)) if index is None else np.asarray(index, np.int64)
+    targets = np.asarray(targets, dtype=np.int64)
+    device = torch.device("cpu")
+    with _torch_session(config, device):
+        model.to(memory_format=torch.channels_last_3d)
+        opt = _make_optimizer(model, config)
+        rng = np.random.default_rng(config.seed)
+        _train_passes(model, opt, samples, index, targets, config, rng, device,
+                      progress.span(0.0, 0.9), "supervised")
+        _recalibrate_batchnorm(model, samples, rng.permutation(index)[:2048],
+                               config.batch_size, device, progress.span(0.9, 1.0),
+                               "supervised")
+    model.eval()
+    return model

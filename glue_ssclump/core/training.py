@@ -79,6 +79,8 @@ __all__ = [
 
 #: The shipped starting point for fine-tuning (made by ``ssclump train-default``).
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent.parent / "data" / "ss3dclump_default.pt"
+#: The shipped starting point of ``arch='context'`` (``pretrain.train_context_default``).
+DEFAULT_CONTEXT_CHECKPOINT = DEFAULT_CHECKPOINT.with_name("ss3dclump_context.pt")
 
 #: Learning rate used when :attr:`TrainConfig.lr` is left at ``None``.
 DEFAULT_LR = {"sgd": 0.005, "adam": 1e-3}
@@ -702,7 +704,8 @@ def train(
 # -- starting points and logs -----------------------------------------------------------
 
 def load_initial_model(init: str | Path = "default",
-                       device: str | torch.device = "auto") -> torch.nn.Module:
+                       device: str | torch.device = "auto",
+                       arch: str = "paper") -> torch.nn.Module:
     """The network a training run starts from.
 
     Parameters
@@ -713,6 +716,9 @@ def load_initial_model(init: str | Path = "default",
         caller's torch RNG); anything else: a checkpoint file.
     device : str or torch.device
         Where the model is placed ('auto', 'cpu', 'cuda').
+    arch : {'paper', 'context'}
+        Architecture of 'default' (:data:`DEFAULT_CHECKPOINT` or
+        :data:`DEFAULT_CONTEXT_CHECKPOINT`) and 'scratch'; a file brings its own.
 
     Returns
     -------
@@ -726,9 +732,9 @@ def load_initial_model(init: str | Path = "default",
     """
     dev = resolve_device(device)
     if isinstance(init, str) and init == "scratch":
-        return build_model().to(dev)
+        return build_model(arch).to(dev)
     if isinstance(init, str) and init == "default":
-        path = DEFAULT_CHECKPOINT
+        path = DEFAULT_CONTEXT_CHECKPOINT if arch == "context" else DEFAULT_CHECKPOINT
         if not path.is_file():
             raise CheckpointError(
                 f"the default SS-3D-Clump checkpoint is missing ({path}). Create it with "

@@ -89,6 +89,15 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_") or "catalogue"
 
 
+def _rms_text(value: Any) -> str:
+    """The catalogue's noise rms for the info panel ('–' when unknown)."""
+    try:
+        rms = float(value)
+    except (TypeError, ValueError):
+        return "–"
+    return f"{rms:.3g} K" if np.isfinite(rms) and rms > 0 else "–"
+
+
 def default_autosave_path(catalog_data: BaseData, session: Any = None) -> Path:
     """Where the sidecar labels CSV of a catalogue goes unless the user chose a path.
 
@@ -1112,6 +1121,8 @@ class VerificationViewer(DataViewer):
             (f"centroid {lat_name}", f"{num('cen_lat', '.5f')}°"),
             ("centroid v", f"{num('cen_vel', '.2f')} km/s"),
             ("peak SNR", num("snr_peak", ".1f")),
+            # the samples' background noise uses this rms: the verdicts depend on it
+            ("rms (samples)", _rms_text(meta.get("ssclump_rms"))),
             ("p_clump", p),
             ("verdict", verdict),
             ("manual label", f"<b style='color:{LABEL_COLOURS.get(label, '#000')}'>"
