@@ -184,6 +184,8 @@ def run_verify(
     verify_only: bool = False,
     quiet: bool = False,
     cube=None,
+    rms: float | None = None,
+    arch: str = "paper",
 ):
     """Train (with labels) and verify the candidates of an ``ssclump detect`` directory.
 
@@ -228,6 +230,7 @@ def run_verify(
                 cube.data, mask.astype(np.int32), catalog, labels or None, config=config,
                 init=init, train_model=False if verify_only else None,
                 threshold=threshold, uncertain_band=band, progress=progress,
+                rms=rms, arch=arch,
                 on_epoch=None if quiet else (lambda rec: tqdm.write(format_epoch(rec))),
             )
     except (ValueError, FloatingPointError) as exc:  # bad seeds/settings, divergence
@@ -245,7 +248,11 @@ def _verify_summary(result) -> str:
     trained = (f"trained {result.train_result.completed_epochs} epochs on "
                f"{seeds['clump']} clump / {seeds['not_clump']} not-clump seeds"
                if result.train_result is not None else f"model '{result.init}' applied")
+    source = {"option": "given with --rms", "catalogue": "from the catalogue's meta",
+              "estimate": "estimated from the cube"}.get(result.rms_source, result.rms_source)
     return (f"{trained}; threshold {result.threshold:.3f}\n"
+            f"  sample background rms {result.rms:.4g} K ({source}; the verdicts depend on "
+            f"it)\n"
             f"  kept {c['clump']} clumps, rejected {c['rejected']}, uncertain "
             f"{c['uncertain']} (of {sum(c.values())} candidates)")
 
@@ -258,7 +265,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     result = run_verify(args.dir, args.cube, labels, epochs=args.epochs, init=args.init,
                         device=args.device, threshold=threshold, band=args.band, lr=args.lr,
                         batch_size=args.batch_size, seed=args.seed,
-                        verify_only=args.verify_only, quiet=args.quiet)
+                        verify_only=args.verify_only, quiet=args.quiet,
+                        rms=args.rms, arch=args.arch)
     print(_verify_summary(result))
     print(f"updated {Path(args.dir) / 'catalog.fits'}; model in {Path(args.dir) / 'model.pt'}")
     return 0
@@ -452,6 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed")
     p.add_argument("--verify-only", action="store_true",
                    help="apply the model without training, even with --labels")
+    p.add_argument("--rms", type=float, default=None,
+                   help="noise rms (K) of the samples' background noise; default the "
+                        "catalogue's, else estimated. The verdicts depend on it")
+    p.add_argument("--arch", default="paper", choices=("paper", "context"),
+                   help="network for --init default/scratch: the paper's (default) or "
+                        "'context' (surroundings, masks and SNR as extra channels)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_verify)
 

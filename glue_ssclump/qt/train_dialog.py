@@ -1153,7 +1153,8 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         text = (f"{what} {ids.size} candidates in {outcome.seconds:.0f} s: "
                 f"{counts['clump']} clump, {counts['rejected']} rejected, "
                 f"{counts['uncertain']} uncertain (threshold {v.threshold:.2f} ± "
-                f"{v.uncertain_band:.2f}).")
+                f"{v.uncertain_band:.2f}; sample background rms {v.rms:.3g} K, "
+                f"{v.rms_source}).")
         self.ui.label_status.setText(text)
         if "model" in outcome.paths:
             self.state.checkpoint_path = str(outcome.paths["model"])
