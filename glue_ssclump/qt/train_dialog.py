@@ -28,7 +28,9 @@ What the dialog does (METHOD.md sections 4-6; the paper's Sect. 3.3 and Appendix
   labels" runs again with the same settings and the labels given since.
 
 The dialog only reads glue objects on the GUI thread: the cube, mask and seeds are
-copied into a :class:`TrainJob` before the worker starts.
+copied into a :class:`~glue_ssclump.core.train_job.TrainJob` before the run starts,
+and the run goes to a child process (:func:`~glue_ssclump.core.train_job.run_job_in_child`):
+nothing it does can hold the GIL of the process that draws the interface.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import os
 import re
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,7 +64,8 @@ from matplotlib.ticker import MaxNLocator
 from qtpy import QtCore, QtWidgets
 
 from ..core.labels import LABEL_CLUMP, LABEL_NAMES, LABEL_NONE, LABEL_NOT_CLUMP
-from ..core.pipeline import DEFAULT_BAND, DEFAULT_THRESHOLD, Verification, save_verification
+from ..core.pipeline import DEFAULT_BAND, DEFAULT_THRESHOLD
+from ..core.train_job import TrainJob, TrainOutcome, run_job_in_child
 from ..core.training import DEFAULT_CHECKPOINT, HIST_BINS, EpochRecord, TrainConfig
 from ..integration.factory import KEY, cube_data_for, ppv_cube_from_data
 from ..integration.selection import candidates_in_region
@@ -76,12 +79,9 @@ __all__ = [
     "LivePlots",
     "SeedPlan",
     "TrainDialog",
-    "TrainJob",
-    "TrainOutcome",
     "TrainState",
     "default_output_dir",
     "plan_seeds",
-    "run_job",
     "uncertain_rows",
 ]
 
@@ -278,105 +278,6 @@ def uncertain_rows(p_clump: np.ndarray, threshold: float, labelled: np.ndarray |
     rows = np.flatnonzero(ok)
     rows = rows[np.argsort(np.abs(p[rows] - threshold), kind="stable")]
     return rows if limit is None else rows[:limit]
-
-
-# -- the job on the worker thread ---------------------------------------------------------
-
-@dataclass
-class TrainJob:
-    """Everything a training / verification run needs, copied out of glue.
-
-    Attributes
-    ----------
-    data, labels_mask : ndarray
-        Cube (K) and label mask.
-    catalog : astropy.table.Table
-        ``clump_id`` per row (meta ``rms`` when known).
-    codes : ndarray
-        Seed codes per row (see :class:`SeedPlan`).
-    config : TrainConfig
-    init : str or Path
-        'default', 'scratch' or a checkpoint path.
-    train : bool
-        False: verify only.
-    threshold : float, 'clusters' or 'elbow'
-        See :func:`~glue_ssclump.core.pipeline.verify`.
-    uncertain_band : float
-    pool : ndarray or None
-    heldout : (rows, labels) or None
-    out_dir : Path or None
-        Run folder for the checkpoint, log and plot (``None``: nothing is saved).
-    meta : dict
-        Extra checkpoint metadata (catalogue, seeds source).
-    """
-
-    data: np.ndarray
-    labels_mask: np.ndarray
-    catalog: Table
-    codes: np.ndarray
-    config: TrainConfig
-    init: str | Path = "default"
-    train: bool = True
-    threshold: float | str = DEFAULT_THRESHOLD
-    uncertain_band: float = DEFAULT_BAND
-    pool: np.ndarray | None = None
-    heldout: tuple[np.ndarray, np.ndarray] | None = None
-    out_dir: Path | None = None
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class TrainOutcome:
-    """What :func:`run_job` returns."""
-
-    job: TrainJob
-    verification: Verification
-    paths: dict[str, Path]
-    seconds: float
-
-    @property
-    def cancelled(self) -> bool:
-        return self.verification.cancelled
-
-    @property
-    def completed_epochs(self) -> int:
-        tr = self.verification.train_result
-        return 0 if tr is None else int(tr.completed_epochs)
-
-
-def run_job(job: TrainJob, progress: Any = None,
-            on_epoch: Callable[[EpochRecord], None] | None = None) -> TrainOutcome:
-    """Run :func:`~glue_ssclump.core.pipeline.verify` for ``job`` and save the model.
-
-    Safe on a worker thread (touches neither Qt nor glue).  A cancelled training
-    returns the last completed epoch's model; it is saved (marked ``cancelled`` in the
-    checkpoint metadata) when at least one epoch completed.
-
-    Parameters
-    ----------
-    job : TrainJob
-    progress : Progress, optional
-    on_epoch : callable, optional
-        Receives each completed epoch's record.
-
-    Returns
-    -------
-    TrainOutcome
-    """
-    from ..core.pipeline import verify
-
-    t0 = time.perf_counter()
-    v = verify(job.data, job.labels_mask, job.catalog, job.codes, config=job.config,
-               init=job.init, train_model=job.train, threshold=job.threshold,
-               uncertain_band=job.uncertain_band, pool=job.pool, heldout=job.heldout,
-               progress=progress, on_epoch=on_epoch)
-    paths: dict[str, Path] = {}
-    tr = v.train_result
-    if job.out_dir is not None and job.train and tr is not None and tr.completed_epochs > 0:
-        extra = dict(job.meta, cancelled=bool(v.cancelled))
-        paths = save_verification(v, job.out_dir, extra_meta=extra)
-    return TrainOutcome(job=job, verification=v, paths=paths,
-                        seconds=time.perf_counter() - t0)
 
 
 # -- output folder ----------------------------------------------------------------------
@@ -1121,7 +1022,7 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
             self.plots.start(job.config.epochs, n_train, job.heldout is not None)
         self.ui.label_saved.setText("")
         self.last_message = None
-        worker = Worker(run_job, job, report_kwarg="on_epoch" if job.train else None)
+        worker = Worker(run_job_in_child, job, report_kwarg="on_epoch" if job.train else None)
         worker.reported.connect(self._on_epoch)
         self._start_worker(worker)
         self._update_enabled()
