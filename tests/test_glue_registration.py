@@ -58,10 +58,10 @@ def test_load_plugins_registers_everything(tmp_path):
     assert not result["factory_before"]
     missing = [key for key, ok in result["registered"].items() if not ok]
     assert not missing, f"not registered: {missing}"
-    assert len(result["registered"]) == 9
+    assert len(result["registered"]) == 12  # 9 for cubes, 3 for galaxy images
     assert result["n_factory"] == 1 and result["factory_is_ours"]
     assert result["identifier"] is False
-    assert len(result["exporters"]) == 5
+    assert len(result["exporters"]) == 6
     assert any("glue-ssclump" in label for label in result["autolinkers"])
 
 

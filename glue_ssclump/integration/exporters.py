@@ -25,6 +25,7 @@ import numpy as np
 from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
+from glue.core.component import ExtendedComponent
 from glue.core.data import Data
 from glue.core.subset import Subset
 
@@ -77,7 +78,8 @@ def catalog_table(obj: Data | Subset | Table,
         as a copy, restricted to ``components`` if given).
     components : sequence of ComponentID or str, optional
         Columns to keep (default: every non-coordinate component, derived ones
-        included).
+        included, except region geometries and the display-only columns named in
+        ``meta['ssclump_glue_only']``).
 
     Returns
     -------
@@ -96,10 +98,16 @@ def catalog_table(obj: Data | Subset | Table,
             "as a table, or the cube as a mask cube"
         )
     table = Table()
+    # Display-only columns (a galaxy catalogue's y_up) are left out unless asked for.
+    glue_only = set(str(data.meta.get("ssclump_glue_only", "")).split(",")) - {""}
     for cid in data.main_components + data.derived_components:
         if wanted is not None and cid.label not in wanted:
             continue
+        if wanted is None and cid.label in glue_only:
+            continue
         comp = data.get_component(cid)
+        if isinstance(comp, ExtendedComponent):
+            continue  # region geometries (a galaxy catalogue's boxes) are not table values
         if comp.categorical:
             values = np.asarray(comp.labels, dtype=str)
         else:

@@ -17,6 +17,9 @@ def _items() -> list[tuple[str, str, Any, dict[str, Any]]]:
     """(registry name, label, object, extra) for every registration."""
     from .exporters import GLUE_EXPORTERS
     from .factory import FACTORY_LABEL, is_ppv_candidates_file, load_ppv_candidates
+    from .galaxy_exporters import GALAXY_EXPORTERS
+    from .galaxy_factory import GALAXY_FACTORY_LABEL, is_galaxy_file, load_galaxy_clumps
+    from .galaxy_links import GALAXY_AUTOLINKER_LABEL, suggest_galaxy_links
     from .links import AUTOLINKER_LABEL, copy_value, kms_to_ms, suggest_candidate_links
 
     items: list[tuple[str, str, Any, dict[str, Any]]] = [
@@ -27,8 +30,12 @@ def _items() -> list[tuple[str, str, Any, dict[str, Any]]]:
         ("link_function", "glue-ssclump: km/s -> m/s (one-way)", kms_to_ms,
          {"output_labels": ["m_per_s"]}),
         ("autolinker", AUTOLINKER_LABEL, suggest_candidate_links, {}),
+        # Below glue's FITS (100) and image (0) readers: never chosen automatically.
+        ("data_factory", GALAXY_FACTORY_LABEL, load_galaxy_clumps,
+         {"identifier": is_galaxy_file, "priority": -100}),
+        ("autolinker", GALAXY_AUTOLINKER_LABEL, suggest_galaxy_links, {}),
     ]
-    for label, function, extensions in GLUE_EXPORTERS:
+    for label, function, extensions in GLUE_EXPORTERS + GALAXY_EXPORTERS:
         items.append(("data_exporter", label, function, {"extension": list(extensions)}))
     return items
 
@@ -66,7 +73,10 @@ def register_all() -> None:
     * ``glue.config.link_function``: the one-way functions of the catalogue -> cube
       world-coordinate links (so the link editor can show and edit them);
     * ``glue.config.autolinker``: adds the join and coordinate links when a cube and
-      its catalogue are added to the application.
+      its catalogue are added to the application;
+    * the galaxy side: the data factory "Galaxy image + clumps (Faster R-CNN)"
+      (identifier: 3-plane g,r,i FITS only, ranked below glue's readers), its
+      auto-linker (image <-> clump boxes) and the DS9 region exporter.
     """
     from glue import config
 

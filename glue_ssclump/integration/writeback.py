@@ -6,11 +6,16 @@ code: 1 clump, 0 not clump, 2 uncertain, -1 none) as catalogue components, in pl
 and keeps five subset groups up to date. The groups are defined on the catalogue's
 columns and reach the cube through the ``clump_id`` join, so the image viewer shows
 the voxels of e.g. every rejected candidate.
+
+The verdict categories and their groups are a :class:`VerdictScheme`: SS-3D-Clump's
+(:data:`SS3D_SCHEME`, the default) or another system's, such as the galaxy clumps'
+clump / odd / rejected (:mod:`glue_ssclump.integration.galaxy_verdicts`).
 """
 
 from __future__ import annotations
 
 import operator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -43,6 +48,8 @@ __all__ = [
     "P_CLUMP",
     "VERDICT",
     "VERDICTS",
+    "SS3D_SCHEME",
+    "VerdictScheme",
     "update_verdict_subsets",
     "write_verdicts",
 ]
@@ -52,7 +59,6 @@ VERDICT = "verdict"
 LABEL = "label"
 #: Verdict categories; ``''`` marks a candidate without a verdict.
 VERDICTS = ("clump", "rejected", "uncertain")
-_CATEGORIES = np.array(("",) + VERDICTS)
 
 GROUP_CLUMPS = "SS-3D-Clump: clumps"
 GROUP_REJECTED = "SS-3D-Clump: rejected"
@@ -66,6 +72,33 @@ _VERDICT_GROUPS = ((GROUP_CLUMPS, "clump", LABEL_CLUMP),
                    (GROUP_UNCERTAIN, "uncertain", LABEL_UNCERTAIN))
 _LABEL_GROUPS = ((GROUP_LABELLED_CLUMP, LABEL_CLUMP), (GROUP_LABELLED_NOT_CLUMP, LABEL_NOT_CLUMP))
 _LABEL_CODES = (LABEL_NONE, LABEL_NOT_CLUMP, LABEL_CLUMP, LABEL_UNCERTAIN)
+
+
+@dataclass(frozen=True)
+class VerdictScheme:
+    """The verdicts of one kind of catalogue and the subset groups that show them.
+
+    Attributes
+    ----------
+    verdicts : tuple of str
+        The categories of the ``verdict`` column (``''``, no verdict, comes first).
+    groups : tuple of (str, str, str)
+        ``(group label, verdict, colour)`` of each subset group kept up to date; the
+        colour is applied when the group is created.
+    """
+
+    verdicts: tuple[str, ...]
+    groups: tuple[tuple[str, str, str], ...]
+
+    @property
+    def categories(self) -> np.ndarray:
+        """The ``verdict`` column's categories: ``''`` then :attr:`verdicts`."""
+        return np.array(("",) + tuple(self.verdicts))
+
+
+#: SS-3D-Clump's verdicts on PPV candidates (what :func:`write_verdicts` uses by default).
+SS3D_SCHEME = VerdictScheme(VERDICTS, tuple((group, value, LABEL_COLOURS[code])
+                                            for group, value, code in _VERDICT_GROUPS))
 
 
 def _own_cid(data: Data, name: str) -> Any:
@@ -118,6 +151,7 @@ def write_verdicts(
     verdict: np.ndarray | None = None,
     label: np.ndarray | None = None,
     clump_id: np.ndarray | None = None,
+    scheme: VerdictScheme = SS3D_SCHEME,
 ) -> dict[str, SubsetGroup]:
     """Write SS-3D-Clump results and manual labels into the catalogue, in place.
 
@@ -141,6 +175,8 @@ def write_verdicts(
         The candidates the arrays refer to (any order, any subset of the catalogue);
         rows not named keep their current values (new components start as NaN, ``''``
         and -1). Default: the arrays are in catalogue row order, one value per row.
+    scheme : VerdictScheme
+        Allowed verdicts and their subset groups; default SS-3D-Clump's.
 
     Returns
     -------
@@ -188,23 +224,24 @@ def write_verdicts(
     verdict_changed = None
     if verdict is not None:
         values = np.asarray(verdict, dtype=str).ravel()
-        unknown = set(np.unique(values).tolist()) - set(_CATEGORIES.tolist())
+        categories = scheme.categories
+        unknown = set(np.unique(values).tolist()) - set(categories.tolist())
         if unknown:
-            raise ValueError(f"verdicts must be one of {VERDICTS} (or '' for none); "
+            raise ValueError(f"verdicts must be one of {scheme.verdicts} (or '' for none); "
                              f"got {sorted(unknown)}")
         rows = _rows(catalog_data, clump_id, values.size)
         cid = _own_cid(catalog_data, VERDICT)
         current = None if cid is None else np.asarray(
             catalog_data.get_component(cid).labels, dtype=str)
-        merged = _merged(current, values, rows, "", _CATEGORIES.dtype, n)
+        merged = _merged(current, values, rows, "", categories.dtype, n)
         if cid is None:
-            new_components.append((VERDICT, CategoricalComponent(merged, categories=_CATEGORIES)))
+            new_components.append((VERDICT, CategoricalComponent(merged, categories=categories)))
         else:
             comp = catalog_data.get_component(cid)
             # Data.update_components turns the array into a plain ndarray (np.asarray),
             # which would drop the categories/codes of a CategoricalComponent, so the
             # categorical data are replaced here and the change broadcast below.
-            comp._data = categorical_ndarray(merged, copy=False, categories=_CATEGORIES)
+            comp._data = categorical_ndarray(merged, copy=False, categories=categories)
             comp.jitter(method=comp.jitter_method)
             verdict_changed = cid
 
@@ -219,16 +256,17 @@ def write_verdicts(
                                                       components_changed=[verdict_changed]))
             for subset in catalog_data.subsets:
                 clear_cache(subset.subset_state.to_mask)
-        groups = update_verdict_subsets(data_collection, catalog_data)
+        groups = update_verdict_subsets(data_collection, catalog_data, scheme)
     return groups
 
 
-def update_verdict_subsets(data_collection: DataCollection,
-                           catalog_data: Data) -> dict[str, SubsetGroup]:
+def update_verdict_subsets(data_collection: DataCollection, catalog_data: Data,
+                           scheme: VerdictScheme = SS3D_SCHEME) -> dict[str, SubsetGroup]:
     """(Re)define the verdict and label subset groups on a catalogue's columns.
 
     New state objects are set on every call: glue memoises ``to_mask`` per state
     object, so reusing a state after the columns changed could show stale masks.
+    ``scheme`` names the verdict groups (default SS-3D-Clump's).
 
     Returns
     -------
@@ -239,11 +277,10 @@ def update_verdict_subsets(data_collection: DataCollection,
     vcid = _own_cid(catalog_data, VERDICT)
     if vcid is not None:
         categories = list(np.asarray(catalog_data.get_component(vcid).categories).tolist())
-        for group_label, value, colour_code in _VERDICT_GROUPS:
+        for group_label, value, colour in scheme.groups:
             codes = [categories.index(value)] if value in categories else []
             groups[group_label] = set_subset_group(
-                data_collection, group_label, CategorySubsetState(vcid, codes),
-                color=LABEL_COLOURS[colour_code])
+                data_collection, group_label, CategorySubsetState(vcid, codes), color=colour)
     lcid = _own_cid(catalog_data, LABEL)
     if lcid is not None:
         for group_label, code in _LABEL_GROUPS:
