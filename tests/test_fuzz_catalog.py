@@ -9,33 +9,19 @@ fix; ``ssclump verify`` exits 0 or 2 with one line and, when it fails, leaves
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import shutil
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.table import Table
-from fuzz import Failures, run_case
+from fuzz import Failures, quiet, run_case
 from fuzz.cubes import valid_cube_bytes
 
 from glue_ssclump.cli import main
 from glue_ssclump.core.catalog import read_catalog, read_mask, write_catalog
 from glue_ssclump.core.cube import read_cube
-
-
-@contextlib.contextmanager
-def _quiet():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        logging.disable(logging.WARNING)
-        try:
-            yield
-        finally:
-            logging.disable(logging.NOTSET)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +31,7 @@ def detection(tmp_path_factory):
     cube_path = folder / "cube.fits"
     cube_path.write_bytes(valid_cube_bytes())
     out = folder / "out"
-    with _quiet():
+    with quiet():
         assert main(["detect", str(cube_path), "--out", str(out), "--quiet", "--rms", "0.1",
                      "--param", "Tlow=0.2", "--param", "DeltaT=0.2"]) == 0
     return cube_path, out
@@ -168,7 +154,7 @@ def test_catalog_and_mask_fuzz(detection, tmp_path, fuzz_tally):
     cube_path, out = detection
     failures = Failures()
     rng = np.random.default_rng(0)
-    with _quiet():
+    with quiet():
         cube = read_cube(cube_path)
         good_catalog = read_catalog(out / "catalog.fits")
         outcomes = {}
@@ -227,7 +213,7 @@ def test_cli_verify_fuzz(detection, tmp_path, capsys, fuzz_tally):
     other.write_bytes(valid_cube_bytes((8, 12, 13)))
     runs.append(("the cube of another shape", "", None, ["--cube", str(other)]))
 
-    with _quiet():
+    with quiet():
         for i, (name, target, content, extra) in enumerate(runs):
             d = tmp_path / f"run{i}"
             d.mkdir()

@@ -11,17 +11,13 @@ must end in exit 0 or exit 2 with one line, and a failure must leave the previou
 
 from __future__ import annotations
 
-import builtins
 import contextlib
-import logging
-import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 from astropy.io import fits
-from fuzz import Failures, run_case
+from fuzz import Failures, guard_for, quiet, run_case
 from fuzz.cubes import cube_corpus, valid_cube_bytes
 
 from glue_ssclump.cli import main
@@ -39,42 +35,11 @@ def corpus(tmp_path_factory, l1448_path):
             path.chmod(0o600)
 
 
-@contextlib.contextmanager
-def _unreadable(path: Path):
-    """Make opening ``path`` fail with PermissionError, also when running as root
-    (where chmod 0 does not stop reads)."""
-    if os.access(path, os.R_OK):
-        real_open = builtins.open
-
-        def deny(file, *args, **kwargs):
-            if isinstance(file, (str, os.PathLike)) and Path(file) == path:
-                raise PermissionError(13, "Permission denied", str(file))
-            return real_open(file, *args, **kwargs)
-
-        builtins.open = deny
-        try:
-            yield
-        finally:
-            builtins.open = real_open
-    else:
-        yield
-
-
-def _quiet():
-    stack = contextlib.ExitStack()
-    stack.enter_context(warnings.catch_warnings())
-    warnings.simplefilter("ignore")
-    logging.disable(logging.WARNING)
-    stack.callback(logging.disable, logging.NOTSET)
-    return stack
-
-
 def test_read_cube_fuzz(corpus, fuzz_tally):
     failures = Failures()
-    with _quiet():
+    with quiet():
         for kind, name, path in corpus:
-            guard = _unreadable(path) if name == "an unreadable file" else contextlib.nullcontext()
-            with guard:
+            with guard_for(name, path):
                 outcome, value = run_case(fuzz_tally, failures, kind, name,
                                           lambda p=path: read_cube(p))
             if outcome == "result":
@@ -109,7 +74,7 @@ def previous_outputs(tmp_path_factory):
     cube = folder / "good.fits"
     cube.write_bytes(valid_cube_bytes())
     out = folder / "out"
-    with _quiet():
+    with quiet():
         assert main(["detect", str(cube), "--out", str(out), "--quiet", "--rms", "0.1"]) == 0
     return {name: (out / name).read_bytes() for name in ("catalog.fits", "mask.fits")}
 
@@ -129,12 +94,11 @@ def test_cli_detect_fuzz(corpus, previous_outputs, tmp_path, capsys, fuzz_tally)
     failures = Failures()
     kind = "ssclump detect"
     out = tmp_path / "out"
-    with _quiet():
+    with quiet():
         for _, name, path in corpus:
             _restore(out, previous_outputs)
             capsys.readouterr()
-            guard = _unreadable(path) if name == "an unreadable file" else contextlib.nullcontext()
-            with guard:
+            with guard_for(name, path):
                 outcome, rc = run_case(fuzz_tally, failures, kind, name, lambda p=path: main(
                     ["detect", str(p), "--out", str(out), "--quiet"]), classify=_exit_status)
             if isinstance(rc, BaseException):  # already listed by run_case
@@ -174,7 +138,7 @@ def test_failed_write_keeps_previous_outputs(previous_outputs, tmp_path, monkeyp
         raise PermissionError(28, "No space left on device")
 
     monkeypatch.setattr(fits.PrimaryHDU, "writeto", disk_full)
-    with _quiet():
+    with quiet():
         rc = main(["detect", str(cube), "--out", str(out), "--quiet", "--rms", "0.1"])
     assert rc == 2
     assert "No space left" in capsys.readouterr().err

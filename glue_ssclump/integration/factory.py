@@ -215,6 +215,21 @@ def _as_labels(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return labels.astype(np.int32, copy=False)
 
 
+def _check_keywords(method: Any, params: Any, rms: Any) -> None:
+    """The factory's keywords, which glue restores from (editable) session files."""
+    if not isinstance(method, str):
+        raise DetectorError(f"the detector name must be text, got {method!r}; use one of "
+                            f"{', '.join(sorted(available_detectors()))}")
+    _check_method(method)
+    if params is not None and not isinstance(params, Mapping):
+        raise DetectorError(f"detector parameters must be a mapping of name to value, got "
+                            f"{params!r}; e.g. {{'Tlow': '3rms'}}")
+    if rms is not None and (isinstance(rms, bool) or not isinstance(rms, (int, float))
+                            or not np.isfinite(rms) or rms <= 0):
+        raise DetectorError(f"rms must be a positive number of K, got {rms!r}; leave it out "
+                            "to estimate the noise from the cube")
+
+
 def _check_method(method: str) -> None:
     known = available_detectors()
     if method.lower() in known:
@@ -281,7 +296,7 @@ def load_ppv_candidates(
         ``method`` is not an installed detector, or a parameter is invalid.
     """
     progress = ensure_progress(_PROGRESS.get())
-    _check_method(method)
+    _check_keywords(method, params, rms)
     cube = read_cube(filename)
     labels, table = compute_candidates(cube, method, params, rms, progress)
     return list(make_candidate_pair(cube, labels, table, data_label(filename)))

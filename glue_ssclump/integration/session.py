@@ -23,7 +23,10 @@ from typing import Any
 
 from glue.core.state import GlueSerializer, GlueUnSerializer
 
-__all__ = ["load_session", "save_session", "verified_collection"]
+from ..core.atomic import write_atomic
+from ..core.errors import SSClumpError
+
+__all__ = ["SessionError", "load_session", "save_session", "verified_collection"]
 
 
 def save_session(obj: Any, path: str | os.PathLike, include_data: bool = True) -> Path:
@@ -45,10 +48,12 @@ def save_session(obj: Any, path: str | os.PathLike, include_data: bool = True) -
     """
     path = Path(path).resolve()
     text = GlueSerializer(obj, include_data=include_data, absolute_paths=True).dumps(indent=2)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    tmp.replace(path)  # atomic: a failed save never leaves a truncated session
-    return path
+    # atomic: a failed save never leaves a truncated session
+    return write_atomic(path, lambda tmp: tmp.write_text(text))
+
+
+class SessionError(SSClumpError):
+    """A glue session file that cannot be restored (message: problem and fix)."""
 
 
 def load_session(path: str | os.PathLike) -> Any:
@@ -58,11 +63,41 @@ def load_session(path: str | os.PathLike) -> Any:
     -------
     DataCollection or glue Application
         The saved object (a ``GlueApplication`` session gives an application).
+
+    Raises
+    ------
+    SessionError
+        The file is missing or not a session, or a dataset in it cannot be restored (a
+        cube it refers to was moved or damaged); the message names the file to fix.
     """
     path = Path(path)
-    with path.open() as fh:
-        state = GlueUnSerializer.load(fh)
-    return state.object("__main__")
+    if not path.is_file():
+        what = "is a folder" if path.is_dir() else "does not exist"
+        raise SessionError(f"session file {path} {what}; give the .glu file glue saved")
+    try:
+        text = path.read_text(encoding="utf-8")
+        state = GlueUnSerializer.loads(text)
+    except Exception as exc:  # noqa: BLE001 - JSON errors, and glue's loader fails with
+        # AttributeError / TypeError on JSON that is not a session
+        raise SessionError(
+            f"{path} is not a readable glue session ({_reason(exc)}); restore it from a "
+            "backup or save the session again (File > Save Session)") from None
+    try:
+        return state.object("__main__")
+    except SSClumpError as exc:
+        raise SessionError(
+            f"{path}: a dataset in the session cannot be restored: {exc} - put the file "
+            "back, or edit its path in the .glu file (JSON text, key 'path')") from None
+    except Exception as exc:  # noqa: BLE001 - glue's unserialiser raises any type for
+        # a hand-edited file; the user needs to know which file, not glue's internals
+        raise SessionError(
+            f"{path} cannot be restored ({_reason(exc)}); the session was edited or "
+            "damaged - restore it from a backup or save the session again") from None
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def verified_collection(cube: Any, labels: Any, catalog: Any, name: str = "cube"

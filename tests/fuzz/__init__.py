@@ -10,8 +10,14 @@ Generators are seeded, so every run tries the same cases.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import builtins
+import contextlib
+import logging
+import os
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from glue_ssclump.core.errors import SSClumpError
@@ -37,8 +43,8 @@ def message_problem(text: str) -> str | None:
     """Why ``text`` is not a usable error message (``None`` when it is).
 
     The project's messages name the problem, then the fix after a ``;``, a `` - `` or
-    a ``:`` (e.g. "cube.fits is truncated ...; copy the file again"), fit on one line
-    and are more than a bare exception text.
+    a ``:`` (e.g. "cube.fits is truncated ...; copy the file again"), or with words such
+    as "e.g." / "use" / "give", and are more than a bare exception text.
     """
     text = str(text)
     if not text.strip():
@@ -47,7 +53,10 @@ def message_problem(text: str) -> str | None:
         return "message holds a traceback"
     if len(text) < 25:
         return f"message too short to name a fix: {text!r}"
-    if not any(sep in text for sep in ("; ", " - ", ": ")):
+    fix_words = ("e.g.", "use ", "give ", "add ", "check ", "fix ", "run ", "copy ", "pass ",
+                 "choose ", "save ", "retrain", "set ", "leave ")
+    if not any(sep in text for sep in ("; ", " - ", ": ")) \
+            and not any(w in text.lower() for w in fix_words):
         return f"message names no fix: {text!r}"
     return None
 
@@ -78,3 +87,41 @@ def run_case(tally: Any, failures: Failures, kind: str, name: str,
     outcome = classify(value) if classify is not None else "result"
     tally.add(kind, outcome)
     return outcome, value
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """No warnings and no log records below ERROR while many cases run."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logging.disable(logging.WARNING)
+        try:
+            yield
+        finally:
+            logging.disable(logging.NOTSET)
+
+
+@contextlib.contextmanager
+def unreadable(path: Path) -> Iterator[None]:
+    """Make opening ``path`` fail with PermissionError, also when running as root
+    (where ``chmod 0`` does not stop reads)."""
+    if not os.access(path, os.R_OK):
+        yield
+        return
+    real_open = builtins.open
+
+    def deny(file: Any, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(file, (str, os.PathLike)) and Path(file) == Path(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    builtins.open = deny
+    try:
+        yield
+    finally:
+        builtins.open = real_open
+
+
+def guard_for(name: str, path: Path) -> contextlib.AbstractContextManager:
+    """:func:`unreadable` for the corpus' unreadable-file case, else nothing."""
+    return unreadable(path) if name == "an unreadable file" else contextlib.nullcontext()
