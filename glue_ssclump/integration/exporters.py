@@ -29,6 +29,7 @@ from glue.core.component import ExtendedComponent
 from glue.core.data import Data
 from glue.core.subset import Subset
 
+from ..core.atomic import write_atomic
 from ..core.catalog import write_catalog
 from ..core.cube import mask_header
 from ..core.labels import LABEL_NONE, write_labels_csv
@@ -246,8 +247,10 @@ def export_mask_cube(obj: Data | Subset, path: PathLike, overwrite: bool = True)
     Path
     """
     path = Path(path)
-    mask_cube_hdu(obj).writeto(path, overwrite=overwrite)
-    return path
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists (pass overwrite=True to replace it)")
+    hdu = mask_cube_hdu(obj)
+    return write_atomic(path, lambda tmp: hdu.writeto(tmp))  # never a half-written mask
 
 
 def _labels(data: Data) -> list[str]:
