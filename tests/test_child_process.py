@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -70,3 +74,45 @@ def test_cancel_reaches_the_child():
 def test_a_child_that_dies_gives_a_clear_error():
     with pytest.raises(WorkerProcessError, match="exit code 3"):
         run_in_child(_dies)
+
+
+def _write_pid_and_wait(path: str, progress: Progress) -> None:
+    with open(path, "w") as fh:
+        fh.write(str(os.getpid()))
+    while True:
+        progress.update(0.5)
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is gone for our purpose (it runs nothing; its parent reaps it)
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_the_child_ends_when_its_parent_is_killed(tmp_path):
+    pid_file = tmp_path / "child.pid"
+    here = [str(Path(__file__).parent)]
+    code = (f"import sys; sys.path[:0] = {here!r}; import test_child_process as t; "
+            "from glue_ssclump.core.child_process import run_in_child; "
+            f"run_in_child(t._write_pid_and_wait, {str(pid_file)!r})")
+    parent = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 120
+        while not pid_file.exists() or not pid_file.read_text():
+            assert parent.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        child = int(pid_file.read_text())
+        assert _alive(child)
+    finally:
+        parent.kill()
+        parent.wait()
+    deadline = time.monotonic() + 30
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _alive(child)

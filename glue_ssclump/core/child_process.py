@@ -16,8 +16,10 @@ Arguments and results travel by pickle, so the function must be importable by na
 from __future__ import annotations
 
 import multiprocessing as mp
+import os
 import pickle
 import queue as queue_module
+import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -56,10 +58,18 @@ def _send(channel: Any, kind: str, payload: Any) -> None:
     channel.put((kind, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)))
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """End this process when its parent is gone (killed: nobody waits for the result)."""
+    while os.getppid() == parent_pid:
+        time.sleep(1.0)
+    os._exit(1)
+
+
 def _child_main(channel: Any, cancel_event: Any, function: Callable[..., Any],
                 args: tuple, kwargs: dict, forward: tuple[str, ...],
-                min_interval: float) -> None:
+                min_interval: float, parent_pid: int) -> None:
     """The child's entry point: run ``function`` and send back what happens."""
+    threading.Thread(target=_exit_with_parent, args=(parent_pid,), daemon=True).start()
     def send_progress(fraction: float, message: str) -> None:
         _send(channel, "progress", (fraction, message))
 
@@ -121,7 +131,7 @@ def run_in_child(function: Callable[..., Any], *args: Any, progress: Progress | 
     interval = progress.min_interval if progress is not None else 0.05
     child = ctx.Process(target=_child_main, name="glue-ssclump worker", daemon=True,
                         args=(channel, cancel_event, function, args, kwargs,
-                              tuple(callbacks), interval))
+                              tuple(callbacks), interval, os.getpid()))
     child.start()
     cancelled_at: float | None = None
     finished = False
