@@ -1,4 +1,4 @@
-"""glue-qt menubar plugins: the detect and the train & verify dialogs.
+"""glue-qt menubar plugins: the detect, the train & verify and the galaxy clumps dialogs.
 
 glue-qt lists every ``glue_qt.config.menubar_plugin`` entry in its "Plugins" menu and
 calls it as ``function(session, data_collection)``.  :func:`register_menubar_plugins`
@@ -17,8 +17,10 @@ from typing import Any
 
 __all__ = [
     "DETECT_LABEL",
+    "GALAXY_LABEL",
     "TRAIN_LABEL",
     "open_detect_dialog",
+    "open_galaxy_dialog",
     "open_train_dialog",
     "register_menubar_plugins",
 ]
@@ -26,6 +28,7 @@ __all__ = [
 #: Menu labels (glue-qt shows them in its "Plugins" menu).
 DETECT_LABEL = "SS-3D-Clump: detect clump candidates…"
 TRAIN_LABEL = "SS-3D-Clump: train & verify…"
+GALAXY_LABEL = "Galaxy clumps (Faster R-CNN): detect & verify…"
 
 # Dialogs opened without an application window (scripts, tests): kept alive here.
 _DETACHED: dict[tuple[str, int], Any] = {}
@@ -84,8 +87,25 @@ def open_train_dialog(session: Any, data_collection: Any) -> Any:
     return _open("train", TrainDialog, session, data_collection)
 
 
+def open_galaxy_dialog(session: Any, data_collection: Any) -> Any:
+    """Menubar action: show the "galaxy clumps (Faster R-CNN)" dialog.
+
+    Parameters
+    ----------
+    session : glue Session
+    data_collection : DataCollection
+
+    Returns
+    -------
+    GalaxyDialog
+    """
+    from .galaxy_dialog import GalaxyDialog
+
+    return _open("galaxy", GalaxyDialog, session, data_collection)
+
+
 def register_menubar_plugins() -> list[str]:
-    """Add the two dialogs to glue-qt's menubar plugins (idempotent).
+    """Add the dialogs to glue-qt's menubar plugins (idempotent).
 
     Returns
     -------
@@ -96,7 +116,8 @@ def register_menubar_plugins() -> list[str]:
 
     present = {label for label, _ in menubar_plugin.members}
     for label, function in ((DETECT_LABEL, open_detect_dialog),
-                            (TRAIN_LABEL, open_train_dialog)):
+                            (TRAIN_LABEL, open_train_dialog),
+                            (GALAXY_LABEL, open_galaxy_dialog)):
         if label not in present:
             menubar_plugin.add(label, function)
-    return [DETECT_LABEL, TRAIN_LABEL]
+    return [DETECT_LABEL, TRAIN_LABEL, GALAXY_LABEL]

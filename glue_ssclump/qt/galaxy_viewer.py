@@ -1,0 +1,89 @@
+"""glue's image viewer set up for a galaxy image and its clump boxes.
+
+:func:`show_galaxy` opens glue-qt's own :class:`~glue_qt.viewers.image.ImageViewer` on
+the image dataset (its ``luminance`` in grey) and adds the clump catalogue, a
+``RegionData`` the viewer draws as boxes (see
+:mod:`glue_ssclump.integration.galaxy_links`). Boxes are drawn as outlines, not
+filled, so the clump inside stays visible; subsets (the verdict groups, a table
+selection) outline their boxes in their own colour.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from glue.core.data import Data
+
+__all__ = ["outline_regions", "release_edit_subset", "show_galaxy"]
+
+#: Outline colour of every box (a subset's boxes are drawn over it in its colour).
+BOX_COLOUR = "#bbbbbb"
+
+
+def outline_regions(viewer: Any) -> None:
+    """Draw every region layer of an image viewer as outlines (no fill)."""
+    from glue.viewers.scatter.state import ScatterRegionLayerState
+
+    for state in viewer.state.layers:
+        if isinstance(state, ScatterRegionLayerState) and state.fill:
+            state.fill = False
+
+
+def release_edit_subset(session: Any) -> None:
+    """Make glue's next selection a new subset rather than an edit of the newest group.
+
+    glue-qt makes every new subset group the edit subset, so after the verdict groups
+    are created a region drawn on the image would otherwise replace, say, "Galaxy
+    clumps: rejected".
+    """
+    mode = getattr(session, "edit_subset_mode", None)
+    if mode is not None:
+        mode.edit_subset = []
+
+
+def show_galaxy(application: Any, image_data: Data, clump_data: Data) -> Any:
+    """A glue image viewer showing the image with its clump boxes and verdict groups.
+
+    The verdict groups are made if missing (a pair opened with the data factory has
+    none yet) and the edit subset is released (:func:`release_edit_subset`).
+
+    Parameters
+    ----------
+    application : GlueApplication
+    image_data : Data
+        The galaxy image dataset.
+    clump_data : Data
+        Its clump catalogue (linked, see
+        :func:`~glue_ssclump.integration.galaxy_links.link_galaxy`).
+
+    Returns
+    -------
+    glue_qt.viewers.image.ImageViewer
+    """
+    from glue.viewers.scatter.state import ScatterRegionLayerState
+    from glue_qt.viewers.image import ImageViewer
+
+    from ..integration.galaxy_verdicts import update_galaxy_subsets
+
+    update_galaxy_subsets(application.data_collection, clump_data)
+    release_edit_subset(application.session)
+    viewer = application.new_data_viewer(ImageViewer, data=image_data)
+    viewer.state.color_mode = "Colormaps"
+    image_state = viewer.state.layers[0]
+    image_state.cmap = _grey()
+    image_state.percentile = 99.5
+    viewer.add_data(clump_data)
+    for state in viewer.state.layers:
+        if isinstance(state, ScatterRegionLayerState) and state.layer is clump_data:
+            state.color = BOX_COLOUR
+            state.alpha = 0.9
+    outline_regions(viewer)
+    # Subset layers (verdict groups, selections) appear later: outline them too.
+    viewer.state.add_callback("layers", lambda *args: outline_regions(viewer))
+    return viewer
+
+
+def _grey() -> Any:
+    from matplotlib import colormaps
+
+    return colormaps["gray"]
