@@ -12,6 +12,7 @@ import warnings
 
 import numpy as np
 import pytest
+import shapely
 from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
@@ -34,6 +35,7 @@ from glue_ssclump.integration.galaxy_factory import (
     Y_UP,
     attach_galaxy_clumps,
     clump_data_for,
+    galaxy_pairs,
     image_data_for,
     is_galaxy_file,
     load_galaxy_clumps,
@@ -312,4 +314,24 @@ def test_synthetic_galaxy_truth_boxes_land_on_its_clumps():
     dc = DataCollection()
     image_data, clumps = attach_galaxy_clumps(dc, image, truth)
     for k, box in enumerate(clumps.get_component(BOX).data):
-        assert box.contains(__import__("shapely").Point(truth["x"][k], truth["y"][k]))
+        assert box.contains(shapely.Point(truth["x"][k], truth["y"][k]))
+
+
+def test_session_round_trip_keeps_boxes_links_and_verdicts(files, tmp_path):
+    from glue_ssclump.integration.session import load_session, save_session
+
+    image = read_galaxy_image(str(files["png"]))
+    dc = DataCollection()
+    _, clumps = attach_galaxy_clumps(dc, image, _table(CLUMPS_XY))
+    set_verdict(dc, clumps, [1], "rejected")
+    restored = load_session(save_session(dc, tmp_path / "galaxy.glu"))
+    (image2, clumps2), = galaxy_pairs(restored)
+    assert isinstance(clumps2, RegionData)
+    assert [b.bounds for b in clumps2.get_component(BOX).data] == \
+        [b.bounds for b in clumps.get_component(BOX).data]
+    assert verdicts_of(clumps2).tolist() == ["clump", "rejected", "clump"]
+    np.testing.assert_allclose(clumps2[image2.pixel_component_ids[0]],
+                               NY - 1 - np.asarray(clumps["y"]))
+    group = next(g for g in restored.subset_groups if g.label == GROUP_GALAXY_REJECTED)
+    assert next(s for s in group.subsets if s.data is clumps2).to_mask().tolist() == \
+        [False, True, False]
