@@ -257,6 +257,20 @@ def test_dialog_finetunes_and_detects_on_a_worker(qtbot, glue_app, files, tiny_c
         == int((verdicts_of(clumps) == "clump").sum())
     _screenshot(dialog, tmp_path / "galaxy_dialog.png")
 
+    # Detecting again on the same file replaces the catalogue, in the same viewer.
+    dialog.ui.group_finetune.setChecked(False)
+    dialog.ui.text_model.setText(str(tmp_path / "finetuned.pt"))
+    assert dialog.run()
+    with qtbot.waitSignal(dialog.worker.done, timeout=120_000):
+        pass
+    assert dialog.worker.outcome == "succeeded", dialog.last_message
+    assert dialog.image_data is image_data and dialog.clump_data is not clumps
+    assert len(dc) == n_before + 2 and clumps not in dc and dialog.viewer is viewer
+    new_layer = _region_layers(viewer, dialog.clump_data)[0]
+    qtbot.waitUntil(lambda: new_layer.enabled and len(new_layer.region_collection.patches)
+                    == dialog.clump_data.size)
+    assert not _region_layers(viewer, clumps)
+
 
 def test_bad_image_shows_the_message_and_glue_keeps_running(qtbot, glue_app, files):
     app = glue_app

@@ -37,7 +37,7 @@ from ..integration.galaxy_factory import (
     image_data_for,
 )
 from ..integration.galaxy_verdicts import GALAXY_SCHEME, set_verdict
-from .galaxy_viewer import release_edit_subset, show_galaxy
+from .galaxy_viewer import outline_regions, release_edit_subset, show_galaxy
 from .worker import Worker, WorkerDialogMixin, guarded, show_message
 
 log = logging.getLogger(__name__)
@@ -236,8 +236,17 @@ class GalaxyDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
                                         if result.saved else "")
         release_edit_subset(self.session)
         app = getattr(self.session, "application", None)
-        if app is not None and hasattr(app, "new_data_viewer") and existing is None:
-            self.viewer = show_galaxy(app, self.image_data, self.clump_data)
+        if app is None or not hasattr(app, "new_data_viewer"):
+            return
+        # A re-detection replaced the catalogue: viewers of the image get the new boxes.
+        shown = [v for tab in getattr(app, "viewers", []) for v in tab
+                 if getattr(getattr(v, "state", None), "reference_data", None)
+                 is self.image_data]
+        for viewer in shown:
+            viewer.add_data(self.clump_data)
+            outline_regions(viewer)
+        self.viewer = shown[-1] if shown else show_galaxy(app, self.image_data,
+                                                            self.clump_data)
 
     def _image_for(self, image: Any) -> Data | None:
         """The session's image dataset read from the same file(s), if any."""
