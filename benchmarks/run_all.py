@@ -28,6 +28,7 @@ BENCHMARKS = [
     ("viewer", "bench_viewer.py", [], ["--steps", "30"]),
     ("dialog", "bench_dialog.py", [], ["--repeat", "1"]),
     ("accuracy", "bench_accuracy.py", [], ["--runs", "1", "--skip-real"]),
+    ("galaxy", "bench_galaxy.py", [], ["--quick", "--json", "/tmp/galaxy_quick.json"]),
 ]
 
 

@@ -162,8 +162,12 @@ def run_detect(images: list[str], out: str | Path, model: str | None = None,
     write_atomic(out / "clumps.ecsv",
                  lambda tmp: table.write(tmp, format="ascii.ecsv", overwrite=True))
     plain = table.copy(copy_data=True)
-    plain.meta = {k: (str(v) if isinstance(v, dict) else v) for k, v in table.meta.items()
-                  if v is not None}
+    # FITS keywords: 8 characters, plain values
+    model_meta = table.meta.get("model", {})
+    plain.meta = {"PSF_FWHM": table.meta["psf_fwhm_pix"], "SCOREMIN": float(score_min),
+                  "NMS_IOU": table.meta.get("nms_iou"), "METHOD": table.meta.get("method"),
+                  "MODEL": f"{model_meta.get('arch', '')} {model_meta.get('path', '')}"[:68],
+                  "COMMENT": "x, y: 0-based numpy column, row (row 0 = first FITS row)"}
     write_atomic(out / "clumps.fits", lambda tmp: plain.write(tmp, format="fits",
                                                              overwrite=True))
     write_overlay(out / "overlay.png", image, table,

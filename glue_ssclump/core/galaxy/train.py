@@ -30,7 +30,8 @@ __all__ = ["train_detector", "to_tensor", "targets_from_truth", "augment"]
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
     """uint8 ``(ny, nx, 3)`` -> float32 ``(3, ny, nx)`` in [0, 1] (torchvision's input)."""
-    return torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)
+    # a copy: arrays from PIL are read-only, which torch.from_numpy warns about
+    return torch.from_numpy(np.array(rgb, dtype=np.uint8)).permute(2, 0, 1).float().div_(255.0)
 
 
 def targets_from_truth(truth: Table) -> dict[str, torch.Tensor]:
