@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from astropy.io import fits
 from astropy.table import Table
-from fuzz import Failures, quiet, run_case
+from fuzz import Failures, exit_status, quiet, run_case
 from fuzz.cubes import valid_cube_bytes
 
 from glue_ssclump.cli import main
@@ -230,7 +230,7 @@ def test_cli_verify_fuzz(detection, tmp_path, capsys, fuzz_tally):
                 argv = ["verify", str(d), "--verify-only", "--quiet", "--device", "cpu", *extra]
             capsys.readouterr()
             outcome, rc = run_case(fuzz_tally, failures, kind, name, lambda a=argv: main(a),
-                                   classify=lambda r: {0: "result", 2: "message"}.get(r, "traceback"))
+                                   classify=exit_status)
             if isinstance(rc, BaseException):
                 continue
             err = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from astropy.io import fits
-from fuzz import Failures, guard_for, quiet, run_case
+from fuzz import Failures, exit_status, guard_for, quiet, run_case
 from fuzz.cubes import cube_corpus, valid_cube_bytes
 
 from glue_ssclump.cli import main
@@ -85,10 +85,6 @@ def _restore(out: Path, files: dict[str, bytes]) -> None:
         (out / name).write_bytes(content)
 
 
-def _exit_status(rc: int) -> str:
-    return {0: "result", 2: "message"}.get(rc, "traceback")
-
-
 def test_cli_detect_fuzz(corpus, previous_outputs, tmp_path, capsys, fuzz_tally):
     """Exit 0 with both outputs, or exit 2 with one line and the old outputs untouched."""
     failures = Failures()
@@ -100,7 +96,7 @@ def test_cli_detect_fuzz(corpus, previous_outputs, tmp_path, capsys, fuzz_tally)
             capsys.readouterr()
             with guard_for(name, path):
                 outcome, rc = run_case(fuzz_tally, failures, kind, name, lambda p=path: main(
-                    ["detect", str(p), "--out", str(out), "--quiet"]), classify=_exit_status)
+                    ["detect", str(p), "--out", str(out), "--quiet"]), classify=exit_status)
             if isinstance(rc, BaseException):  # already listed by run_case
                 continue
             err = [ln for ln in capsys.readouterr().err.splitlines() if "error:" in ln]

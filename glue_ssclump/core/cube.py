@@ -208,8 +208,9 @@ def read_cube(path_or_hdu: Any) -> PPVCube:
     Parameters
     ----------
     path_or_hdu : str, os.PathLike, HDUList, PrimaryHDU or ImageHDU
-        A file path or an in-memory HDU. For files and HDULists the first HDU with
-        2 or more data axes is used.
+        A file path or an in-memory HDU. For files and HDULists the first image HDU
+        with 3 or more data axes is used (a cube in an extension, after a 2D image or
+        compressed, is found).
 
     Returns
     -------
@@ -218,7 +219,9 @@ def read_cube(path_or_hdu: Any) -> PPVCube:
     Raises
     ------
     CubeError
-        If the input is not a usable PPV cube; the message says how to fix it.
+        If the input is not a usable PPV cube (missing, empty, truncated or damaged file,
+        a header whose sizes, scaling or WCS keywords are wrong, no cube in it); the
+        message says how to fix it. No other exception type escapes.
     """
     source: str | None = None
     if isinstance(path_or_hdu, (str, os.PathLike)):
@@ -322,7 +325,8 @@ def _pick_hdu(hdul: fits.HDUList, name: str, size: int | None = None
             _check_size(hdu, header, naxis, size, name)
         if len(naxis) >= 3:
             return _hdu_data(hdu, name)
-        fallback = fallback or hdu
+        if fallback is None:
+            fallback = hdu
     if fallback is not None:
         return _hdu_data(fallback, name)
     raise CubeError(f"{name} holds no image data; give a FITS file with a PPV cube")

@@ -89,6 +89,11 @@ def run_case(tally: Any, failures: Failures, kind: str, name: str,
     return outcome, value
 
 
+def exit_status(rc: Any) -> str:
+    """Outcome of a CLI run: exit 0 is a result, 2 a message, anything else a failure."""
+    return {0: "result", 2: "message"}.get(rc, "traceback")
+
+
 @contextlib.contextmanager
 def quiet() -> Iterator[None]:
     """No warnings and no log records below ERROR while many cases run."""
