@@ -286,13 +286,15 @@ def _inspect(client, paths: list[str], out: Path, rms: float | None, need_lag1: 
         if cached.is_file():
             infos[path] = CubeInfo.from_json(cached.read_text())
             continue
-        futures[path] = client.submit(inspect_cube, path, rms, need_lag1=need_lag1,
+        futures[path] = client.submit(_inspect_task, path, rms, need_lag1,
                                       key=f"inspect-{key}-{hash((rms, need_lag1)) & 0xFFFF}",
                                       retries=retries, pure=False)
     if futures:
         wait(list(futures.values()))
     for path, fut in futures.items():
-        if fut.status == "finished":
+        if fut.status == "finished" and isinstance(fut.result(), str):
+            failures[path] = fut.result()
+        elif fut.status == "finished":
             info = fut.result()
             infos[path] = info
             text = info.to_json()
@@ -301,6 +303,14 @@ def _inspect(client, paths: list[str], out: Path, rms: float | None, need_lag1: 
         else:
             failures[path] = _error_text(fut.exception())
     return [infos[p] for p in paths if p in infos]
+
+
+def _inspect_task(path: str, rms: float | None, need_lag1: bool) -> CubeInfo | str:
+    """inspect_cube, with bad input returned as its message: retrying cannot fix it."""
+    try:
+        return inspect_cube(path, rms, need_lag1=need_lag1)
+    except SSClumpError as exc:
+        return str(exc)
 
 
 def _run_tiles(client, infos: list[CubeInfo], out: Path, settings: SurveySettings,

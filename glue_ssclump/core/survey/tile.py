@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 from astropy.table import Table
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from ...version import __version__
 from ..atomic import atomic_path
@@ -104,7 +105,7 @@ class TileResult:
 
 
 # -- the model, once per worker ----------------------------------------------------------
-class ModelPlugin:
+class ModelPlugin(WorkerPlugin):
     """A dask ``WorkerPlugin`` that loads the verification checkpoint once per worker.
 
     The model goes to the worker's device (``'auto'``: CUDA where present; give GPU
