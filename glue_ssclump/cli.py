@@ -500,6 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip the glue session and screenshots")
     p.set_defaults(func=cmd_demo)
 
+    from .survey_cli import add_parser as add_survey_parser
+    add_survey_parser(sub)
     from .galaxy_cli import add_parser as add_galaxy_parser
     add_galaxy_parser(sub)
     return parser
