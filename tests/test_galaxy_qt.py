@@ -323,3 +323,15 @@ def _close_boxes() -> None:
     for w in QtWidgets.QApplication.topLevelWidgets():
         if isinstance(w, QtWidgets.QMessageBox) and w.isVisible():
             w.close()
+
+
+def test_screenshot_script_runs(qapp, tiny_checkpoint, tmp_path):
+    """The script behind docs/images/galaxy_*.png (the docs use the shipped model)."""
+    from glue_ssclump.qt.galaxy_demo import write_galaxy_screenshots
+
+    paths = write_galaxy_screenshots(tmp_path, model=str(tiny_checkpoint), size=96,
+                                     score_min=0.0)
+    for path in paths.values():
+        image = Image.open(path)
+        assert image.width > 300 and image.height > 300
+    assert not (tmp_path / "galaxy_synthetic_gri.fits").exists()
