@@ -9,6 +9,7 @@ fix; ``ssclump verify`` exits 0 or 2 with one line and, when it fails, leaves
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -77,6 +78,8 @@ def _catalog_cases(good: Path, rng: np.random.Generator) -> dict[str, object]:
             buf[int(pos)] = int(rng.integers(32, 127))
         cases[f"byte flips {i}"] = bytes(buf)
     cases["a folder"] = lambda p: p.mkdir()
+    if hasattr(os, "mkfifo"):  # reading a pipe would block: it must be refused unread
+        cases["a named pipe"] = os.mkfifo
     cases["no such file"] = lambda p: None
     return cases
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import warnings
 import zipfile
 from pathlib import Path
@@ -119,6 +120,9 @@ def _files(saved_path: Path, payload: dict, folder: Path,
     (folder / "a_folder.pt").mkdir()
     out.append(("checkpoint: paths", "a folder", folder / "a_folder.pt"))
     out.append(("checkpoint: paths", "no such file", folder / "missing.pt"))
+    if hasattr(os, "mkfifo"):  # reading a pipe would block: it must be refused unread
+        os.mkfifo(folder / "pipe.pt")
+        out.append(("checkpoint: paths", "a named pipe", folder / "pipe.pt"))
     return out
 
 

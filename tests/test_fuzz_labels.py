@@ -7,6 +7,8 @@ seeded random files: every case ends in labels or a LabelsError naming the fix.
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 from fuzz import Failures, run_case
 
@@ -106,6 +108,9 @@ def test_labels_csv_fuzz(tmp_path, fuzz_tally):
     (tmp_path / "folder.csv").mkdir()
     files.append(("labels CSV: paths", "a folder", tmp_path / "folder.csv"))
     files.append(("labels CSV: paths", "no such file", tmp_path / "missing.csv"))
+    if hasattr(os, "mkfifo"):  # reading a pipe would block: it must be refused unread
+        os.mkfifo(tmp_path / "pipe.csv")
+        files.append(("labels CSV: paths", "a named pipe", tmp_path / "pipe.csv"))
 
     outcomes = {}
     for kind, name, path in files:

@@ -385,7 +385,9 @@ def read_catalog(path: str | Path, fmt: str | None = None) -> Table:
     """
     path = Path(path)
     if not path.is_file():
-        what = "is a folder, not a catalogue file" if path.is_dir() else "does not exist"
+        what = ("is a folder, not a catalogue file" if path.is_dir()
+                else "is not a regular file (a pipe or device)" if path.exists()
+                else "does not exist")
         raise CatalogError(f"catalogue {path} {what}; run `ssclump detect CUBE --out DIR` "
                            "to make DIR/catalog.fits, or check the path")
     fmt = _format_for(path, fmt)

@@ -144,6 +144,9 @@ def _read(path: Path) -> Any:
         raise CheckpointError(f"checkpoint {path} does not exist; check the path")
     if path.is_dir():
         raise CheckpointError(f"checkpoint {path} is a folder; give the .pt file inside it")
+    if not path.is_file():  # a pipe or device: reading could block forever
+        raise CheckpointError(f"checkpoint {path} is not a regular file (a pipe or device); "
+                              "give the .pt file")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

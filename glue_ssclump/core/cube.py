@@ -248,6 +248,9 @@ def _read_file(source: str) -> tuple[np.ndarray, fits.Header]:
     if os.path.isdir(source):
         raise CubeError(f"{source} is a folder, not a FITS file; give the path of the cube's "
                         ".fits file")
+    if not os.path.isfile(source):  # a pipe or device: reading could block forever
+        raise CubeError(f"{source} is not a regular file (a pipe or device); give the path "
+                        "of the cube's .fits file")
     size = os.path.getsize(source)
     if size == 0:
         raise CubeError(f"{source} is empty (0 bytes): the download or copy failed; copy the "

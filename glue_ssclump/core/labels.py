@@ -85,9 +85,12 @@ def read_labels_csv(path: str | Path) -> dict[int, int]:
     path = Path(path)
     if path.is_dir():
         raise LabelsError(f"labels file {path} is a folder; give the .csv file inside it")
-    if not path.is_file():
+    if not path.exists():
         raise LabelsError(f"labels file {path} does not exist; check the path (the viewer "
                           "autosaves labels as DIR/labels.csv)")
+    if not path.is_file():  # a pipe or device: reading could block forever
+        raise LabelsError(f"labels file {path} is not a regular file (a pipe or device); "
+                          "give the .csv file")
     try:
         raw = path.read_bytes()
     except OSError as exc:

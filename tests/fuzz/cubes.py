@@ -423,6 +423,10 @@ def cube_corpus(folder: Path, seed: int = 0, l1448: Path | None = None
     dangling = folder / "dangling.fits"
     os.symlink(folder / "nowhere.fits", dangling)
     yield kind, "a dangling symlink", dangling
+    if hasattr(os, "mkfifo"):  # reading a pipe would block: it must be refused unread
+        pipe = folder / "a_pipe.fits"
+        os.mkfifo(pipe)
+        yield kind, "a named pipe", pipe
     unreadable = _write(target(), full)
     unreadable.chmod(0)
     yield kind, "an unreadable file", unreadable
