@@ -9,7 +9,7 @@ for 4 epochs of 2 passes on the CPU, a few seconds per run).  The same candidate
 1. headless: ``pipeline.verify`` called directly on the main thread (as the CLI does);
 2. headless on a plain ``threading.Thread`` (no Qt), which separates the effect of
    running torch off the main thread from the cost of the Qt machinery;
-3. through the dialog's path: :func:`glue_ssclump.core.train_job.run_job` on a
+3. through the dialog's path: :func:`glue_ssclump.core.jobs.run_job` on a
    :class:`glue_ssclump.qt.worker.Worker` thread while the main thread runs the Qt event
    loop, the progress signal drives a progress bar and every epoch record reaches a
    :class:`~glue_ssclump.qt.train_dialog.LivePlots` through the ``reported`` signal
@@ -43,9 +43,9 @@ if str(ROOT) not in sys.path:  # runnable as a plain script from any directory
 from qtpy import QtCore, QtWidgets  # noqa: E402
 
 from glue_ssclump.core.cube import cube_from_array  # noqa: E402
+from glue_ssclump.core.jobs import TrainJob, run_job  # noqa: E402
 from glue_ssclump.core.pipeline import verify  # noqa: E402
 from glue_ssclump.core.synthetic import make_synthetic_cube  # noqa: E402
-from glue_ssclump.core.train_job import TrainJob, run_job  # noqa: E402
 from glue_ssclump.core.training import TrainConfig  # noqa: E402
 from glue_ssclump.integration.factory import compute_candidates  # noqa: E402
 from glue_ssclump.qt.train_dialog import LivePlots  # noqa: E402

@@ -10,9 +10,9 @@ scratch, then verification; :func:`benchmarks.bench_dialog.make_job`) runs throu
 :class:`~glue_ssclump.qt.worker.Worker` whose epoch records drive the dialog's
 :class:`~glue_ssclump.qt.train_dialog.LivePlots` and a progress bar, as in the dialog:
 
-* ``thread``: :func:`~glue_ssclump.core.train_job.run_job` on the worker thread (the
+* ``thread``: :func:`~glue_ssclump.core.jobs.run_job` on the worker thread (the
   dialog before this change);
-* ``process``: :func:`~glue_ssclump.core.train_job.run_job_in_child`, the dialog now.
+* ``process``: :func:`~glue_ssclump.core.jobs.run_job_in_child`, the dialog now.
 
 Runs alternate (thread, process, thread, ...).  Every run is a first run in the sense
 that matters here: a new child process (process path), and for both a new worker thread.
@@ -42,7 +42,7 @@ for p in (ROOT, ROOT / "benchmarks"):
 from bench_dialog import make_job  # noqa: E402
 from qtpy import QtCore, QtWidgets  # noqa: E402
 
-from glue_ssclump.core.train_job import run_job, run_job_in_child  # noqa: E402
+from glue_ssclump.core.jobs import run_job, run_job_in_child  # noqa: E402
 from glue_ssclump.qt.train_dialog import LivePlots  # noqa: E402
 from glue_ssclump.qt.worker import ProgressBinding, Worker  # noqa: E402
 

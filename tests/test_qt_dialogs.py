@@ -455,7 +455,7 @@ def test_detect_dialog_reports_errors(qapp, synthetic, monkeypatch):
     def broken(*args, **kwargs):
         raise ValueError("the detector failed: try a higher Tlow")
 
-    monkeypatch.setattr(detect_dialog, "compute_candidates", broken)
+    monkeypatch.setattr(detect_dialog, "detect_candidates_in_child", broken)
     assert dialog.run()
     _wait(qapp, lambda: not dialog.is_running, 60)
     _process(qapp, 0.2)

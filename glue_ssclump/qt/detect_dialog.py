@@ -6,8 +6,9 @@ and dendrogram leaves, or a plugin's); its parameters are listed from the detect
 K or in units of the noise rms; the rms is estimated from the cube on a worker thread
 (editable), and every level shows its value in the other unit too.
 
-Detection (:func:`~glue_ssclump.integration.factory.compute_candidates`) runs on a
-:class:`~.worker.Worker` with a progress bar and a cancel button; its result is put
+Detection (:func:`~glue_ssclump.core.jobs.detect_candidates_in_child`) runs in a child
+process, driven by a :class:`~.worker.Worker` with a progress bar and a cancel button,
+so that nothing it does can stall the interface; its result is put
 into the session (:func:`~glue_ssclump.integration.factory.attach_candidates`) on the
 GUI thread: a ``clump_id`` mask on the cube and a catalogue dataset joined and linked
 to it (updated in place when the cube already had one).
@@ -31,7 +32,8 @@ from qtpy import QtWidgets
 from ..core.cube import PPVCube, estimate_rms
 from ..core.detectors import available_detectors
 from ..core.detectors.base import Detector, Param
-from ..integration.factory import KEY, attach_candidates, compute_candidates, ppv_cube_from_data
+from ..core.jobs import detect_candidates_in_child
+from ..integration.factory import KEY, attach_candidates, ppv_cube_from_data
 from .worker import (
     Worker,
     WorkerDialogMixin,
@@ -216,11 +218,6 @@ def _estimate(data: np.ndarray, progress: Any = None) -> float:
     return float(estimate_rms(data))
 
 
-def _detect(cube: PPVCube, method: str, params: dict[str, Any], rms: float,
-            progress: Any = None) -> tuple[np.ndarray, Any]:
-    return compute_candidates(cube, method, params, rms, progress)
-
-
 class DetectDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
     """Detect clump candidates in a cube of the session.
 
@@ -396,8 +393,8 @@ class DetectDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
             return False
         self._running_cube = data
         self.last_message = None
-        self._start_worker(Worker(_detect, cube, str(self.state.method), self.params(),
-                                  float(self.state.rms)))
+        self._start_worker(Worker(detect_candidates_in_child, cube, str(self.state.method),
+                                  self.params(), float(self.state.rms)))
         self._set_enabled(False)
         return True
 

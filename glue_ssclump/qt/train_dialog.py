@@ -28,8 +28,8 @@ What the dialog does (METHOD.md sections 4-6; the paper's Sect. 3.3 and Appendix
   labels" runs again with the same settings and the labels given since.
 
 The dialog only reads glue objects on the GUI thread: the cube, mask and seeds are
-copied into a :class:`~glue_ssclump.core.train_job.TrainJob` before the run starts,
-and the run goes to a child process (:func:`~glue_ssclump.core.train_job.run_job_in_child`):
+copied into a :class:`~glue_ssclump.core.jobs.TrainJob` before the run starts,
+and the run goes to a child process (:func:`~glue_ssclump.core.jobs.run_job_in_child`):
 nothing it does can hold the GIL of the process that draws the interface.
 """
 
@@ -63,9 +63,9 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 from qtpy import QtCore, QtWidgets
 
+from ..core.jobs import TrainJob, TrainOutcome, run_job_in_child
 from ..core.labels import LABEL_CLUMP, LABEL_NAMES, LABEL_NONE, LABEL_NOT_CLUMP
 from ..core.pipeline import DEFAULT_BAND, DEFAULT_THRESHOLD
-from ..core.train_job import TrainJob, TrainOutcome, run_job_in_child
 from ..core.training import DEFAULT_CHECKPOINT, HIST_BINS, EpochRecord, TrainConfig
 from ..integration.factory import KEY, cube_data_for, ppv_cube_from_data
 from ..integration.selection import candidates_in_region

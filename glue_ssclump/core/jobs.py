@@ -1,9 +1,13 @@
-"""One training / verification run of the train dialog, free of glue and Qt.
+"""The dialogs' long jobs, free of glue and Qt, each runnable in a child process.
 
-:class:`TrainJob` holds everything a run needs, copied out of glue on the GUI thread;
-:func:`run_job` runs it (``pipeline.verify`` and saving the model) anywhere;
-:func:`run_job_in_child` runs it in a child process (:mod:`.child_process`), so that
-nothing the run does can hold the GIL of the process that draws the interface.
+* training / verification: :class:`TrainJob` holds everything a run needs, copied out of
+  glue on the GUI thread; :func:`run_job` runs it (``pipeline.verify`` and saving the
+  model) anywhere; :func:`run_job_in_child` in a child process;
+* detection: :func:`detect_candidates` (mask and catalogue of a cube), and
+  :func:`detect_candidates_in_child`.
+
+A child process (:mod:`.child_process`) is what the dialogs use: nothing the job does
+can hold the GIL of the process that draws the interface.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +23,28 @@ import numpy as np
 from astropy.table import Table
 
 from .child_process import run_in_child
+from .cube import PPVCube
+from .detectors.base import ENTRY_POINT_GROUP
+from .detectors.registry import plugin_manager
 from .pipeline import (
     DEFAULT_BAND,
     DEFAULT_THRESHOLD,
     Verification,
+    detect,
     save_verification,
     verify,
 )
+from .progress import Progress
 from .training import EpochRecord, TrainConfig
 
-__all__ = ["TrainJob", "TrainOutcome", "run_job", "run_job_in_child"]
+__all__ = [
+    "TrainJob",
+    "TrainOutcome",
+    "detect_candidates",
+    "detect_candidates_in_child",
+    "run_job",
+    "run_job_in_child",
+]
 
 
 @dataclass
@@ -148,3 +165,40 @@ def run_job_in_child(job: TrainJob, progress: Any = None,
                            **kwargs)
     outcome.job = job
     return outcome
+
+
+def detect_candidates(cube: PPVCube, method: str, params: dict[str, Any] | None = None,
+                      rms: float | None = None, progress: Progress | None = None
+                      ) -> tuple[np.ndarray, Table]:
+    """Detect candidates in ``cube``: the label mask (int32) and the catalogue.
+
+    :func:`~glue_ssclump.core.pipeline.detect` without the cube in the result, so that
+    a child process does not send the cube back.
+    """
+    det = detect(cube, method, rms, params, progress=progress)
+    return np.asarray(det.labels, dtype=np.int32), det.catalog
+
+
+def _from_entry_point(method: str) -> bool:
+    """Whether a fresh interpreter finds detector ``method`` (from an entry point)."""
+    names = {ep.name for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    for name, plugin in plugin_manager().list_name_plugin():
+        if name in names and any(d.name.lower() == method.lower()
+                                 for d in plugin.ssclump_detectors() or ()):
+            return True
+    return False
+
+
+def detect_candidates_in_child(cube: PPVCube, method: str,
+                               params: dict[str, Any] | None = None,
+                               rms: float | None = None, progress: Progress | None = None
+                               ) -> tuple[np.ndarray, Table]:
+    """:func:`detect_candidates` in a child process: same arguments, same result.
+
+    A detector registered in this process at run time (not through the
+    ``glue_ssclump.detectors`` entry points) does not exist in a fresh interpreter:
+    it runs here, on the calling thread.
+    """
+    if not _from_entry_point(method):
+        return detect_candidates(cube, method, params, rms, progress)
+    return run_in_child(detect_candidates, cube, method, params, rms, progress=progress)
