@@ -58,14 +58,15 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 # --- train ----------------------------------------------------------------------------
 #: The recipe of the shipped model (``ssclump galaxy train --default``).
-DEFAULT_RECIPE = {"n_train": 600, "seed": 0, "epochs": 5, "batch_size": 8, "lr": 1e-3,
+DEFAULT_RECIPE = {"n_train": 600, "seed": 0, "epochs": 3, "batch_size": 4, "lr": 1e-3,
                   "crop": 128}
 
 
 def run_train(out: str | Path, *, n_train: int, seed: int, epochs: int, batch_size: int,
               lr: float, crop: int | None, arch: str, device: str = "auto",
               quiet: bool = False, init: str | None = None) -> Path:
-    """Train a detector on synthetic galaxies and save it (float16 weights) to ``out``."""
+    """Train a detector on synthetic galaxies and save it (float16 weights) to ``out``,
+    after every epoch and at the end."""
     from .core.galaxy import load_galaxy_checkpoint, save_galaxy_checkpoint, train_detector
     from .core.progress import tqdm_progress
 
@@ -83,7 +84,7 @@ def run_train(out: str | Path, *, n_train: int, seed: int, epochs: int, batch_si
         model, history = train_detector(
             n_train=n_train, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
             crop=crop, arch=arch, init=start_model, device=device, progress=progress,
-            on_epoch=on_epoch)
+            on_epoch=on_epoch, checkpoint=out)
     wall = time.perf_counter() - t0
     model.metadata["training"]["wall_seconds"] = round(wall, 1)
     path = save_galaxy_checkpoint(out, model)

@@ -12,6 +12,7 @@ at 0.4 of the cost) and the paper's random flips plus 90-degree turns.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 
@@ -104,6 +105,7 @@ def train_detector(
     device: str | torch.device = "auto",
     progress: Progress | None = None,
     on_epoch: Callable[[dict], None] | None = None,
+    checkpoint: str | os.PathLike | None = None,
 ) -> tuple[GalaxyModel, list[dict]]:
     """Train a Faster R-CNN clump detector.
 
@@ -129,6 +131,9 @@ def train_detector(
         at the next batch (the partly trained model is discarded).
     on_epoch : callable, optional
         Called with each epoch's history entry.
+    checkpoint : path, optional
+        Save the model here (atomically) after every epoch, so a long run that is
+        stopped still leaves the last completed epoch's model.
 
     Returns
     -------
@@ -169,6 +174,10 @@ def train_detector(
     n_batches = math.ceil(len(samples) / batch_size)
     total_steps = epochs * n_batches
     history: list[dict] = []
+    config = {"n_images": len(samples), "synthetic_seed": seed if synthetic else None,
+              "epochs": epochs, "batch_size": batch_size, "lr": lr,
+              "weight_decay": weight_decay, "crop": crop, "warmup": warmup,
+              "optimizer": "Adam", "device": str(dev), "threads": torch.get_num_threads()}
     step = 0
     train_progress = progress.span(0.1, 1.0)
     for epoch in range(epochs):
@@ -204,17 +213,14 @@ def train_detector(
         history.append(entry)
         if on_epoch is not None:
             on_epoch(entry)
-    net.eval()
-    model.metadata = {
-        **model.metadata,
-        "arch": model.arch,
-        "training": {
-            "n_images": len(samples), "synthetic_seed": seed if synthetic else None,
-            "epochs": epochs, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-            "crop": crop, "warmup": warmup, "optimizer": "Adam", "device": str(dev),
-            "threads": torch.get_num_threads(), "data_seconds": round(t_data, 1),
+        model.metadata = {**model.metadata, "arch": model.arch, "training": {
+            **config, "epochs_done": epoch + 1, "data_seconds": round(t_data, 1),
             "train_seconds": round(time.perf_counter() - t_start - t_data, 1),
-            "history": history,
-        },
-    }
+            "history": history}}
+        if checkpoint is not None:
+            from .model import save_galaxy_checkpoint
+
+            net.eval()
+            save_galaxy_checkpoint(checkpoint, model)
+    net.eval()
     return model, history
