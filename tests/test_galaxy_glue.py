@@ -42,13 +42,7 @@ from glue_ssclump.integration.galaxy_factory import (
     make_galaxy_pair,
 )
 from glue_ssclump.integration.galaxy_links import link_galaxy, suggest_galaxy_links
-from glue_ssclump.integration.galaxy_verdicts import (
-    GROUP_GALAXY_CLUMP,
-    GROUP_GALAXY_ODD,
-    GROUP_GALAXY_REJECTED,
-    set_verdict,
-    verdicts_of,
-)
+from glue_ssclump.integration.galaxy_verdicts import group_label, set_verdict, verdicts_of
 from glue_ssclump.integration.registration import register_all
 
 NY, NX = 40, 56  # not square, and the clumps below are off-centre: flips would show
@@ -230,23 +224,23 @@ def test_verdicts_are_columns_and_coloured_groups(files):
                                                                 ["clump", "odd", "clump"]))
     assert image_data in dc and clumps in dc
     groups = {g.label: g for g in dc.subset_groups}
-    colours = {label: groups[label].style.color for label in
-               (GROUP_GALAXY_CLUMP, GROUP_GALAXY_ODD, GROUP_GALAXY_REJECTED)}
-    assert colours == {GROUP_GALAXY_CLUMP: "#2ca02c", GROUP_GALAXY_ODD: "#ff7f0e",
-                       GROUP_GALAXY_REJECTED: "#d62728"}
+    assert {label: g.style.color for label, g in groups.items()} == {
+        "galaxy clumps: clump": "#2ca02c", "galaxy clumps: odd": "#ff7f0e",
+        "galaxy clumps: rejected": "#d62728"}
 
-    def mask(label):
-        group = next(g for g in dc.subset_groups if g.label == label)
-        return next(s for s in group.subsets if s.data is clumps).to_mask().tolist()
+    def mask(verdict, data=None):
+        data = clumps if data is None else data
+        group = next(g for g in dc.subset_groups if g.label == group_label(data, verdict))
+        return next(s for s in group.subsets if s.data is data).to_mask().tolist()
 
     assert verdicts_of(clumps).tolist() == ["clump", "odd", "clump"]
-    assert mask(GROUP_GALAXY_CLUMP) == [True, False, True]
+    assert mask("clump") == [True, False, True]
     assert set_verdict(dc, clumps, np.array([False, False, True]), "rejected") == 1
     assert set_verdict(dc, clumps, [0], "odd") == 1
     assert verdicts_of(clumps).tolist() == ["odd", "odd", "rejected"]
-    assert mask(GROUP_GALAXY_CLUMP) == [False, False, False]
-    assert mask(GROUP_GALAXY_ODD) == [True, True, False]
-    assert mask(GROUP_GALAXY_REJECTED) == [False, False, True]
+    assert mask("clump") == [False, False, False]
+    assert mask("odd") == [True, True, False]
+    assert mask("rejected") == [False, False, True]
     assert len(dc.subset_groups) == 3  # updated, never duplicated
     with pytest.raises(ValueError, match="verdicts must be one of"):
         set_verdict(dc, clumps, [0], "uncertain")
@@ -255,6 +249,12 @@ def test_verdicts_are_columns_and_coloured_groups(files):
     assert clumps not in dc and clumps2 in dc and clumps2.size == 2
     assert len(dc.subset_groups) == 3
     assert verdicts_of(clumps2).tolist() == ["clump", "clump"]
+    assert mask("clump", clumps2) == [True, True]
+    # A second galaxy gets its own three groups; the first keeps its own.
+    _, other = attach_galaxy_clumps(dc, image, _table(CLUMPS_XY[:1]), name="other")
+    assert len(dc.subset_groups) == 6
+    set_verdict(dc, other, [0], "rejected")
+    assert mask("rejected", other) == [True] and mask("clump", clumps2) == [True, True]
 
 
 def test_autolinker_links_factory_pairs_once(files):
@@ -282,7 +282,7 @@ def test_catalogue_and_verified_subset_export(files, tmp_path):
     assert BOX not in table.colnames and len(table) == 3
     assert table["x"].unit == "pix" and table["ra"].unit == "deg"
     assert list(table["verdict"]) == ["clump", "odd", "rejected"]
-    group = next(g for g in dc.subset_groups if g.label == GROUP_GALAXY_CLUMP)
+    group = next(g for g in dc.subset_groups if g.label == group_label(clumps, "clump"))
     subset = next(s for s in group.subsets if s.data is clumps)
     kept = Table.read(export_catalog(subset, tmp_path / "verified.ecsv"))
     assert list(kept["clump_id"]) == [1]
@@ -332,6 +332,7 @@ def test_session_round_trip_keeps_boxes_links_and_verdicts(files, tmp_path):
     assert verdicts_of(clumps2).tolist() == ["clump", "rejected", "clump"]
     np.testing.assert_allclose(clumps2[image2.pixel_component_ids[0]],
                                NY - 1 - np.asarray(clumps["y"]))
-    group = next(g for g in restored.subset_groups if g.label == GROUP_GALAXY_REJECTED)
+    group = next(g for g in restored.subset_groups
+                 if g.label == group_label(clumps2, "rejected"))
     assert next(s for s in group.subsets if s.data is clumps2).to_mask().tolist() == \
         [False, True, False]

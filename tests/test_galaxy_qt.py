@@ -31,11 +31,7 @@ from glue_ssclump.integration.galaxy_factory import (  # noqa: E402
     galaxy_pairs,
     load_galaxy_clumps,
 )
-from glue_ssclump.integration.galaxy_verdicts import (  # noqa: E402
-    GROUP_GALAXY_CLUMP,
-    GROUP_GALAXY_REJECTED,
-    verdicts_of,
-)
+from glue_ssclump.integration.galaxy_verdicts import group_label, verdicts_of  # noqa: E402
 from glue_ssclump.qt import worker as worker_module  # noqa: E402
 from glue_ssclump.qt.galaxy_dialog import GalaxyDialog  # noqa: E402
 from glue_ssclump.qt.galaxy_viewer import show_galaxy  # noqa: E402
@@ -143,7 +139,7 @@ def test_boxes_in_image_viewer_and_brushing_both_ways(qtbot, glue_app, files, tm
     assert region_group not in groups_before
     subset = next(s for s in region_group.subsets if s.data is clumps)
     np.testing.assert_array_equal(subset.to_mask(), [True, False, False])
-    rejected = next(g for g in dc.subset_groups if g.label == GROUP_GALAXY_REJECTED)
+    rejected = next(g for g in dc.subset_groups if g.label == group_label(clumps, "rejected"))
     assert not next(s for s in rejected.subsets if s.data is clumps).to_mask().any()
 
     # Table -> image: rows selected in glue's table viewer light up their boxes.
@@ -252,7 +248,7 @@ def test_dialog_finetunes_and_detects_on_a_worker(qtbot, glue_app, files, tiny_c
     # FITS rows are not flipped: the catalogue's (x, y) is the image pixel it links to.
     np.testing.assert_allclose(clumps[image_data.pixel_component_ids[0]], clumps["y"],
                                atol=1e-6)
-    clump_group = next(g for g in dc.subset_groups if g.label == GROUP_GALAXY_CLUMP)
+    clump_group = next(g for g in dc.subset_groups if g.label == group_label(clumps, "clump"))
     assert next(s for s in clump_group.subsets if s.data is clumps).to_mask().sum() \
         == int((verdicts_of(clumps) == "clump").sum())
     _screenshot(dialog, tmp_path / "galaxy_dialog.png")

@@ -26,11 +26,9 @@ from ..core.atomic import write_atomic
 from .exporters import _split
 from .factory import KEY
 from .galaxy_factory import CLUMPS_ROLE, META_ROLE
-from .galaxy_verdicts import GALAXY_SCHEME, verdicts_of
+from .galaxy_verdicts import GALAXY_COLOURS, verdicts_of
 
 __all__ = ["GALAXY_EXPORTERS", "ds9_regions", "export_ds9_regions"]
-
-_DS9_COLOURS = {verdict: colour for _, verdict, colour in GALAXY_SCHEME.groups}
 
 
 def ds9_regions(obj: Data | Subset) -> str:
@@ -67,7 +65,7 @@ def ds9_regions(obj: Data | Subset) -> str:
     for k in range(rows.size):
         # DS9 image pixel n spans n - 0.5 .. n + 0.5 with n = numpy index + 1.
         xc, yc = (x0[k] + x1[k]) / 2 + 1, (y0[k] + y1[k]) / 2 + 1
-        colour = _DS9_COLOURS.get(verdicts[k], "#777777")
+        colour = GALAXY_COLOURS.get(verdicts[k], "#777777")
         text = f"{int(ids[k])} {verdicts[k]}".strip()
         lines.append(f"box({xc:.2f},{yc:.2f},{x1[k] - x0[k]:.2f},{y1[k] - y0[k]:.2f},0) "
                      f"# color={colour} text={{{text}}}")

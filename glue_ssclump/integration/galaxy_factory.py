@@ -51,7 +51,7 @@ from glue.core.data_region import RegionData
 
 from ..core.progress import Progress, ensure_progress
 from .factory import _PROGRESS, KEY, make_catalog_data
-from .galaxy_verdicts import GALAXY_SCHEME, update_galaxy_subsets
+from .galaxy_verdicts import GALAXY_CATEGORIES, update_galaxy_subsets
 from .writeback import VERDICT
 
 if TYPE_CHECKING:  # the galaxy core imports torch: loaded only when a galaxy is opened
@@ -298,7 +298,7 @@ def make_clump_data(table: Table, image_data: Data, label: str) -> RegionData:
         centres = ("x", "y")
     if VERDICT not in table.colnames:
         clumps.add_component(CategoricalComponent(initial_verdicts(table),
-                                                  categories=GALAXY_SCHEME.categories), VERDICT)
+                                                  categories=GALAXY_CATEGORIES), VERDICT)
     boxes = clump_boxes(table, ny, flipped, wcs)
     ext = ExtendedComponent(boxes, center_comp_ids=[clumps.id[centres[0]],
                                                     clumps.id[centres[1]]])

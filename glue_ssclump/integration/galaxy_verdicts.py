@@ -1,8 +1,10 @@
 """Verdicts on galaxy clumps: ``clump`` / ``odd`` / ``rejected`` as a column and subset groups.
 
 The write-back is :func:`glue_ssclump.integration.writeback.write_verdicts` with the
-galaxy :data:`GALAXY_SCHEME`: a categorical ``verdict`` column on the clump catalogue
-(``''`` = none) kept in place, and three subset groups defined on it. The groups are
+catalogue's :func:`galaxy_scheme`: a categorical ``verdict`` column on the clump
+catalogue (``''`` = none) kept in place, and three subset groups defined on it,
+"NAME clumps: clump", "NAME clumps: odd" and "NAME clumps: rejected" (one set per
+catalogue, so several galaxies in one session keep their own groups). The groups are
 subsets of the catalogue (a ``RegionData``), so glue's image viewer draws the boxes of
 each group in the group's colour: clump green, odd orange, rejected red (the colours of
 the cube side's clump / uncertain / rejected).
@@ -25,11 +27,12 @@ from .factory import KEY
 from .writeback import VERDICT, VerdictScheme, update_verdict_subsets, write_verdicts
 
 __all__ = [
-    "GALAXY_SCHEME",
+    "GALAXY_CATEGORIES",
+    "GALAXY_COLOURS",
     "GALAXY_VERDICTS",
-    "GROUP_GALAXY_CLUMP",
-    "GROUP_GALAXY_ODD",
-    "GROUP_GALAXY_REJECTED",
+    "galaxy_scheme",
+    "group_label",
+    "group_labels",
     "set_verdict",
     "update_galaxy_subsets",
     "verdicts_of",
@@ -38,17 +41,32 @@ __all__ = [
 
 #: Verdicts on a galaxy clump ('' = none).
 GALAXY_VERDICTS = ("clump", "odd", "rejected")
-GROUP_GALAXY_CLUMP = "Galaxy clumps: clump"
-GROUP_GALAXY_ODD = "Galaxy clumps: odd"
-GROUP_GALAXY_REJECTED = "Galaxy clumps: rejected"
+#: Categories of the ``verdict`` column.
+GALAXY_CATEGORIES = np.array(("",) + GALAXY_VERDICTS)
+#: Group colours: clump green, odd orange, rejected red.
+GALAXY_COLOURS = {"clump": LABEL_COLOURS[LABEL_CLUMP], "odd": LABEL_COLOURS[LABEL_UNCERTAIN],
+                  "rejected": LABEL_COLOURS[LABEL_NOT_CLUMP]}
+# Data.meta key: the groups' name prefix, fixed when first used (a renamed dataset keeps
+# its groups; a re-detection, which makes a catalogue of the same label, reuses them).
+META_GROUPS = "ssclump_group_prefix"
 
-#: The galaxy side's verdicts and groups: clump green, odd orange, rejected red.
-GALAXY_SCHEME = VerdictScheme(
-    GALAXY_VERDICTS,
-    ((GROUP_GALAXY_CLUMP, "clump", LABEL_COLOURS[LABEL_CLUMP]),
-     (GROUP_GALAXY_ODD, "odd", LABEL_COLOURS[LABEL_UNCERTAIN]),
-     (GROUP_GALAXY_REJECTED, "rejected", LABEL_COLOURS[LABEL_NOT_CLUMP])),
-)
+
+def group_label(clump_data: Data, verdict: str) -> str:
+    """The subset group of one verdict on one catalogue: ``"NAME clumps: odd"``."""
+    prefix = clump_data.meta.get(META_GROUPS) or clump_data.label
+    return f"{prefix}: {verdict}"
+
+
+def group_labels(clump_data: Data) -> dict[str, str]:
+    """Verdict -> subset group label, for one catalogue."""
+    return {verdict: group_label(clump_data, verdict) for verdict in GALAXY_VERDICTS}
+
+
+def galaxy_scheme(clump_data: Data) -> VerdictScheme:
+    """The verdicts and (this catalogue's) groups for :func:`write_verdicts`."""
+    clump_data.meta.setdefault(META_GROUPS, clump_data.label)
+    return VerdictScheme(GALAXY_VERDICTS, tuple(
+        (group_label(clump_data, v), v, GALAXY_COLOURS[v]) for v in GALAXY_VERDICTS))
 
 
 def write_galaxy_verdicts(data_collection: DataCollection, clump_data: Data,
@@ -79,13 +97,13 @@ def write_galaxy_verdicts(data_collection: DataCollection, clump_data: Data,
     """
     ids = None if clump_id is None else np.asarray(list(clump_id), dtype=np.int64)
     return write_verdicts(data_collection, clump_data, verdict=np.asarray(list(verdict), str),
-                          clump_id=ids, scheme=GALAXY_SCHEME)
+                          clump_id=ids, scheme=galaxy_scheme(clump_data))
 
 
 def update_galaxy_subsets(data_collection: DataCollection,
                           clump_data: Data) -> dict[str, SubsetGroup]:
-    """(Re)define the three verdict groups on a clump catalogue's ``verdict`` column."""
-    return update_verdict_subsets(data_collection, clump_data, GALAXY_SCHEME)
+    """(Re)define a catalogue's three verdict groups on its ``verdict`` column."""
+    return update_verdict_subsets(data_collection, clump_data, galaxy_scheme(clump_data))
 
 
 def set_verdict(data_collection: DataCollection, clump_data: Data, rows: Iterable[int] | np.ndarray,

@@ -36,7 +36,7 @@ from ..integration.galaxy_factory import (
     galaxy_pairs,
     image_data_for,
 )
-from ..integration.galaxy_verdicts import GALAXY_SCHEME, set_verdict
+from ..integration.galaxy_verdicts import GALAXY_VERDICTS, group_labels, set_verdict
 from .galaxy_viewer import outline_regions, release_edit_subset, show_galaxy
 from .worker import Worker, WorkerDialogMixin, guarded, show_message
 
@@ -148,7 +148,7 @@ class GalaxyDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         self.ui.button_browse.clicked.connect(self._browse_image)
         self.ui.button_model.clicked.connect(self._browse_model)
         self.ui.group_finetune.toggled.connect(self._on_finetune_toggled)
-        for verdict in GALAXY_SCHEME.verdicts:
+        for verdict in GALAXY_VERDICTS:
             button = getattr(self.ui, f"button_{verdict}")
             button.clicked.connect(lambda *args, v=verdict: self.mark(v))
         self.ui.label_status.setText("Ready.")
@@ -283,7 +283,8 @@ class GalaxyDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         replaces); when none is being edited, the newest subset group that is not a
         verdict group.
         """
-        verdict_groups = {label for label, _, _ in GALAXY_SCHEME.groups}
+        verdict_groups = {label for _, clumps in galaxy_pairs(self.data_collection)
+                          for label in group_labels(clumps).values()}
         mode = getattr(self.session, "edit_subset_mode", None)
         groups = [g for g in (getattr(mode, "edit_subset", None) or [])
                   if g.label not in verdict_groups]
@@ -316,7 +317,7 @@ class GalaxyDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
             return 0
         had = {g.label for g in self.data_collection.subset_groups}
         n = set_verdict(self.data_collection, clumps, rows, verdict)
-        if any(label not in had for label, _, _ in GALAXY_SCHEME.groups):
+        if any(label not in had for label in group_labels(clumps).values()):
             # The first verdict made the groups (a factory-opened pair): the next
             # selection must not replace one of them.
             release_edit_subset(self.session)
