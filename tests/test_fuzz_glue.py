@@ -274,3 +274,41 @@ def test_detect_dialog_shows_the_message_for_an_unusable_cube(qapp, monkeypatch)
             if isinstance(w, QtWidgets.QMessageBox) and w.isVisible():
                 w.close()
         dialog.close()
+
+
+def test_train_dialog_shows_the_message_for_a_damaged_checkpoint(glue_app, qtbot, tmp_path,
+                                                                  fuzz_tally):
+    """Verify-only from a checkpoint that is random bytes, in the GlueApplication: the
+    dialog shows the CheckpointError and the session keeps its catalogue unchanged."""
+    from glue_ssclump.qt.menus import open_train_dialog, register_menubar_plugins
+
+    app = glue_app
+    register_menubar_plugins()
+    cube = tmp_path / "cube.fits"
+    cube.write_bytes(valid_cube_bytes())
+    with quiet():
+        cube_data, cat = load_data(str(cube), factory=load_ppv_candidates, rms=0.1)
+    app.add_datasets([cube_data, cat])
+    columns = [c.label for c in cat.components]
+    bad = tmp_path / "model.pt"
+    bad.write_bytes(bytes(np.random.default_rng(0).integers(0, 256, 5000, np.uint8)))
+    dialog = open_train_dialog(app.session, app.data_collection)
+    try:
+        st = dialog.state
+        st.catalog_data = cat
+        st.mode = "verify"
+        st.init = "checkpoint"
+        st.checkpoint_path = str(bad)
+        st.device = "cpu"
+        st.out_dir = str(tmp_path / "out")
+        if dialog.run():
+            qtbot.waitUntil(lambda: not dialog.is_running, timeout=120_000)
+        level, title, text = dialog.last_message
+        assert level == "critical" and "not a readable PyTorch file" in text, text
+        assert [c.label for c in cat.components] == columns  # no verdicts written
+        fuzz_tally.add("glue application: train dialog", "message")
+    finally:
+        for w in QtWidgets.QApplication.topLevelWidgets():
+            if isinstance(w, QtWidgets.QMessageBox) and w.isVisible():
+                w.close()
+        dialog.close()

@@ -38,6 +38,7 @@ from glue.core.data import Data
 from glue.core.data_collection import DataCollection
 from glue.core.data_factories.helpers import data_label
 
+from ..core.catalog import CatalogError
 from ..core.cube import CubeError, PPVCube, cube_from_array, read_cube
 from ..core.detectors import DetectorError, available_detectors
 from ..core.detectors.registry import PLUGIN_ERRORS
@@ -166,7 +167,8 @@ def make_catalog_data(table: Table, label: str) -> Data:
     glue.core.data.Data
     """
     if KEY not in table.colnames:
-        raise ValueError(f"the catalogue has no {KEY!r} column; columns: {table.colnames}")
+        raise CatalogError(f"the catalogue has no {KEY!r} column (columns: {table.colnames[:8]});"
+                           " give the catalogue written with the mask (ssclump detect)")
     data = Data(label=label)
     for name in table.colnames:
         col = table[name]
@@ -209,9 +211,11 @@ def _component(values: np.ndarray, unit: str | None) -> Component:
 def _as_labels(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     labels = np.asarray(labels)
     if labels.shape != tuple(shape):
-        raise ValueError(f"label mask shape {labels.shape} does not match the cube {shape}")
+        raise CatalogError(f"label mask shape {labels.shape} does not match the cube {shape}; "
+                           "pass the mask detected in this cube")
     if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"label mask must be integer, got {labels.dtype}")
+        raise CatalogError(f"label mask must be integer, got {labels.dtype}; pass the int "
+                           "mask of candidate ids (0 = background)")
     return labels.astype(np.int32, copy=False)
 
 
