@@ -192,6 +192,28 @@ def test_fits_image_with_wcs_links_on_sky_and_rows_are_not_flipped(files):
                for r, c in zip(row, col, strict=True))
 
 
+def test_galactic_wcs_links_in_its_own_frame(files, tmp_path):
+    wcs = WCS(naxis=2)
+    wcs.wcs.ctype = ["GLON-TAN", "GLAT-TAN"]
+    wcs.wcs.crval = [30.0, 1.0]
+    wcs.wcs.crpix = [NX / 2, NY / 2]
+    wcs.wcs.cdelt = [-0.2 / 3600, 0.2 / 3600]
+    path = write_gri_fits(tmp_path / "galactic.fits",
+                          image_from_planes(_planes_with_spots(), wcs=wcs))
+    table = _table(CLUMPS_XY)
+    # As the core writes them: ICRS ra / dec, not the image's galactic frame.
+    icrs = wcs.pixel_to_world(table["x"], table["y"]).icrs
+    table["ra"], table["dec"] = icrs.ra.deg, icrs.dec.deg
+    image, image_data, clumps, dc = _pair(path, table)
+    assert clumps.meta["ssclump_region_centres"] == "lon_image,lat_image"
+    np.testing.assert_allclose(clumps["ra"], icrs.ra.deg)  # the table's columns untouched
+    col = np.asarray(clumps[image_data.pixel_component_ids[1]])
+    row = np.asarray(clumps[image_data.pixel_component_ids[0]])
+    np.testing.assert_allclose(col, [x for x, _ in CLUMPS_XY], atol=1e-6)
+    np.testing.assert_allclose(row, [y for _, y in CLUMPS_XY], atol=1e-6)
+    assert "lon_image" not in catalog_table(clumps).colnames  # display only
+
+
 # -- brushing both ways --------------------------------------------------------------------------
 
 

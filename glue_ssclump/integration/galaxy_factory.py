@@ -20,9 +20,10 @@ catalogue gets a ``y_up`` column (the row counted from the bottom) to link on. F
 rows are not flipped (FITS row 0 is the bottom row already).
 
 Region centres (what glue links and brushes on, see :mod:`.galaxy_links`): ``ra`` /
-``dec`` when the image has a celestial WCS (glue's image viewer then displays world
-coordinates and region data must be in them); otherwise ``x`` / ``y`` (FITS) or ``x`` /
-``y_up`` (PNG), linked to the image's pixel axes.
+``dec`` when the image has an RA / Dec WCS (glue's image viewer then displays world
+coordinates and region data must be in them; another frame, e.g. galactic, gets
+``lon_image`` / ``lat_image`` columns in that frame); otherwise ``x`` / ``y`` (FITS) or
+``x`` / ``y_up`` (PNG), linked to the image's pixel axes.
 
 The factory's identifier claims only files it is sure of: a FITS file whose first image
 HDU is 3 planes named g, r, i (``BANDS = 'g,r,i'``, ``BAND1..3`` or ``FILTER1..3``
@@ -79,6 +80,8 @@ __all__ = [
 GALAXY_FACTORY_LABEL = "Galaxy image + clumps (Faster R-CNN)"
 #: The ``ExtendedComponent`` of the clump catalogue holding one box polygon per clump.
 BOX = "box"
+#: Catalogue columns of images whose WCS is not RA / Dec: the centre in the WCS's frame.
+LON_IMAGE, LAT_IMAGE = "lon_image", "lat_image"
 #: First component of the image dataset: the mean of the RGB planes (shown by default).
 LUMINANCE = "luminance"
 #: Catalogue column of PNG/JPEG images: the row counted from the bottom (glue's pixel y).
@@ -280,16 +283,24 @@ def make_clump_data(table: Table, image_data: Data, label: str) -> RegionData:
     ny = int(image_data.meta.get(META_NY, image_data.shape[0]))
     wcs = image_data.coords if isinstance(image_data.coords, WCS) else None
     if wcs is not None:
-        centres = ("ra", "dec")
-        if "ra" not in table.colnames or not np.isfinite(np.asarray(table["ra"])).all():
-            # An image WCS but no sky positions in the table: compute them the same way.
-            ra, dec = wcs.wcs_pix2world(np.asarray(table["x"], float),
-                                        np.asarray(table["y"], float), 0)
-            for name, values in (("ra", ra), ("dec", dec)):
-                if name in table.colnames:
-                    clumps.update_components({clumps.id[name]: values})
-                else:
-                    clumps.add_component(Component(values, units="deg"), name)
+        lon, lat = wcs.wcs_pix2world(np.asarray(table["x"], float),
+                                     np.asarray(table["y"], float), 0)
+        if wcs.wcs.lngtyp == "RA":
+            centres = ("ra", "dec")
+            if "ra" not in table.colnames or not np.isfinite(np.asarray(table["ra"])).all():
+                # An image WCS but no sky positions in the table: compute them.
+                for name, values in (("ra", lon), ("dec", lat)):
+                    if name in table.colnames:
+                        clumps.update_components({clumps.id[name]: values})
+                    else:
+                        clumps.add_component(Component(values, units="deg"), name)
+        else:
+            # glue displays the WCS's own frame (e.g. galactic); the table's ra / dec are
+            # ICRS, so the centres are the WCS's longitude / latitude, for display only.
+            centres = (LON_IMAGE, LAT_IMAGE)
+            clumps.add_component(Component(lon, units="deg"), LON_IMAGE)
+            clumps.add_component(Component(lat, units="deg"), LAT_IMAGE)
+            clumps.meta[META_GLUE_ONLY] = f"{LON_IMAGE},{LAT_IMAGE}"
     elif flipped:
         centres = ("x", Y_UP)
         clumps.add_component(Component(ny - 1 - np.asarray(table["y"], dtype=float)), Y_UP)
