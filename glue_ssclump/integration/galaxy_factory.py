@@ -96,7 +96,7 @@ META_FLIPPED = "ssclump_rows_flipped"  # image: 1 if rows were flipped (PNG/JPEG
 META_NY = "ssclump_ny"
 META_PSF = "ssclump_psf_fwhm_pix"
 META_SOURCE = "ssclump_source"
-META_CENTRES = "ssclump_region_centres"  # catalogue: "ra,dec", "x,y" or "x,y_up"
+META_CENTRES = "ssclump_region_centres"  # catalogue: "ra,dec", "x,y", "x,y_up", ...
 META_LINKED = "ssclump_linked"
 META_GLUE_ONLY = "ssclump_glue_only"  # catalogue: comma-separated display-only columns
 
