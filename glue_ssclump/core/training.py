@@ -62,6 +62,7 @@ from .metrics import binary_report, nmi
 from .model import build_model, infer, prepare_input
 from .progress import Cancelled, Progress, ensure_progress
 from .samples import SampleSource
+from .seeds import MIN_SEEDS
 
 __all__ = [
     "DEFAULT_CHECKPOINT",
@@ -93,7 +94,6 @@ LOG_COLUMNS = ("epoch", "loss", "n_selected", "nmi_prev", "n_reassigned", "preci
                "recall", "f1", "accuracy", "auc", "seconds")
 
 _CLASS_NAMES = {0: "not clump (0)", 1: "clump (1)"}
-_MIN_SEEDS_PER_CLASS = 5
 _BN_RECAL_MAX = 2048
 # EpochRecord field <- metrics.binary_report key
 _REPORT_KEYS = {"precision": "P", "recall": "R", "f1": "F1", "accuracy": "Acc", "auc": "AUC"}
@@ -326,12 +326,12 @@ def _check_seeds(seed_labels: np.ndarray, n: int) -> np.ndarray:
             raise ValueError(
                 f"no seed of class {_CLASS_NAMES[cls]}: Constrained-KMeans needs both "
                 f"classes. Label at least one candidate of each class (clump = 1 and "
-                f"not clump = 0; at least {_MIN_SEEDS_PER_CLASS} each is better) before "
+                f"not clump = 0; at least {MIN_SEEDS} each is better) before "
                 f"training.")
-        if count < _MIN_SEEDS_PER_CLASS:
+        if count < MIN_SEEDS:
             warnings.warn(
                 f"only {count} seed(s) of class {_CLASS_NAMES[cls]}; the clusters may "
-                f"drift. Label at least {_MIN_SEEDS_PER_CLASS} per class (the paper used "
+                f"drift. Label at least {MIN_SEEDS} per class (the paper used "
                 f"about 100-190 seeds per region).", UserWarning, stacklevel=3)
     return seeds
 

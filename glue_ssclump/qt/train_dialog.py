@@ -36,13 +36,11 @@ nothing it does can hold the GIL of the process that draws the interface.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import re
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +62,9 @@ from matplotlib.ticker import MaxNLocator
 from qtpy import QtCore, QtWidgets
 
 from ..core.jobs import TrainJob, TrainOutcome, run_job_in_child
-from ..core.labels import LABEL_CLUMP, LABEL_NAMES, LABEL_NONE, LABEL_NOT_CLUMP
+from ..core.labels import LABEL_NAMES, LABEL_NONE
 from ..core.pipeline import DEFAULT_BAND, DEFAULT_THRESHOLD
+from ..core.seeds import SeedPlan, plan_seeds, uncertain_rows
 from ..core.training import DEFAULT_CHECKPOINT, HIST_BINS, EpochRecord, TrainConfig
 from ..integration.factory import KEY, cube_data_for, ppv_cube_from_data
 from ..integration.selection import candidates_in_region
@@ -75,18 +74,12 @@ from .worker import Worker, WorkerDialogMixin, guarded, show_message
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "MIN_SEEDS",
     "LivePlots",
-    "SeedPlan",
     "TrainDialog",
     "TrainState",
     "default_output_dir",
-    "plan_seeds",
-    "uncertain_rows",
 ]
 
-#: Fewer seeds than this in a class gives a warning (training itself warns too).
-MIN_SEEDS = 5
 #: y range of the live loss plot (log scale).
 LOSS_RANGE = (0.01, 10.0)
 #: Delay between showing the dialog and starting the background imports (ms).
@@ -104,180 +97,17 @@ _WARN = "#b35900"
 _ERROR = "#c0392b"
 
 
-# -- seeds ------------------------------------------------------------------------------
-
-@dataclass
-class SeedPlan:
-    """Training seeds, pool and held-out set of one run, with what is wrong with them.
-
-    Attributes
-    ----------
-    codes : ndarray
-        Per catalogue row: 1 clump seed, 0 not-clump seed, -1 neither (held-out rows,
-        rows outside the pool, uncertain and unlabelled rows).
-    pool : ndarray or None
-        Per-row mask of the candidates trained on; ``None`` is every candidate.
-    heldout : (rows, labels) or None
-        Labelled rows kept out of training and scored every epoch.
-    n_clump, n_not_clump : int
-        Seeds in the pool (held-out rows excluded).
-    n_pool, n_total : int
-        Candidates in the pool and in the catalogue.
-    n_conflicts : int
-        Rows in both seed subsets (left out).
-    errors, warnings : list of str
-        Reasons the plan cannot run, and things worth knowing.
-    """
-
-    codes: np.ndarray
-    pool: np.ndarray | None
-    heldout: tuple[np.ndarray, np.ndarray] | None
-    n_clump: int
-    n_not_clump: int
-    n_pool: int
-    n_total: int
-    n_conflicts: int = 0
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when training can start."""
-        return not self.errors
-
-    @property
-    def n_heldout(self) -> int:
-        return 0 if self.heldout is None else int(self.heldout[0].size)
-
-    def summary_html(self) -> str:
-        """The counts, warnings and errors as rich text for a label."""
-        pool = ("all candidates" if self.pool is None
-                else f"{self.n_pool} of {self.n_total} candidates")
-        lines = [f"Seeds in the pool: <b>{self.n_clump}</b> clump, "
-                 f"<b>{self.n_not_clump}</b> not clump; pool: {pool}"]
-        if self.n_heldout:
-            lines.append(f"{self.n_heldout} labelled candidates held out for P/R/F1")
-        lines += [f"<span style='color:{_WARN}'>⚠ {w}</span>" for w in self.warnings]
-        lines += [f"<span style='color:{_ERROR}'>✖ {e}</span>" for e in self.errors]
-        return "<br>".join(lines)
-
-
-def plan_seeds(
-    n: int,
-    label_codes: np.ndarray | None = None,
-    clump_mask: np.ndarray | None = None,
-    not_clump_mask: np.ndarray | None = None,
-    pool_mask: np.ndarray | None = None,
-    holdout_fraction: float = 0.0,
-    seed: int = 0,
-) -> SeedPlan:
-    """Combine manual labels and seed subsets into training seeds for a pool.
-
-    Parameters
-    ----------
-    n : int
-        Number of catalogue rows.
-    label_codes : ndarray, optional
-        Manual label codes per row (1 clump, 0 not clump, 2 uncertain, -1 none).
-    clump_mask, not_clump_mask : ndarray of bool, optional
-        Rows of the seed subsets; they override the manual labels, and rows in both
-        are left out.
-    pool_mask : ndarray of bool, optional
-        Rows trained on (seeds outside are not used); ``None``: all rows.
-    holdout_fraction : float
-        Share of each class's seeds held out for scoring (at least one seed per class
-        is kept for training).
-    seed : int
-        Seed of the held-out draw.
-
-    Returns
-    -------
-    SeedPlan
-    """
-    codes = np.full(n, LABEL_NONE, dtype=np.int64)
-    if label_codes is not None:
-        lab = np.asarray(label_codes).astype(np.int64, copy=False)
-        keep = (lab == LABEL_CLUMP) | (lab == LABEL_NOT_CLUMP)
-        codes[keep] = lab[keep]
-    if clump_mask is not None:
-        codes[np.asarray(clump_mask, bool)] = LABEL_CLUMP
-    if not_clump_mask is not None:
-        codes[np.asarray(not_clump_mask, bool)] = LABEL_NOT_CLUMP
-    n_conflicts = 0
-    if clump_mask is not None and not_clump_mask is not None:
-        both = np.asarray(clump_mask, bool) & np.asarray(not_clump_mask, bool)
-        n_conflicts = int(both.sum())
-        codes[both] = LABEL_NONE
-    in_pool = np.ones(n, bool) if pool_mask is None else np.asarray(pool_mask, bool)
-    codes[~in_pool] = LABEL_NONE
-
-    heldout = None
-    if holdout_fraction > 0:
-        rng = np.random.default_rng(seed)
-        rows, labs = [], []
-        for cls in (LABEL_CLUMP, LABEL_NOT_CLUMP):
-            members = np.flatnonzero(codes == cls)
-            k = min(int(math.floor(holdout_fraction * members.size)), members.size - 1)
-            if k > 0:
-                pick = np.sort(rng.permutation(members)[:k])
-                rows.append(pick)
-                labs.append(np.full(k, cls, dtype=np.int64))
-        if rows:
-            held_rows = np.concatenate(rows)
-            order = np.argsort(held_rows, kind="stable")
-            heldout = (held_rows[order], np.concatenate(labs)[order])
-            codes[held_rows] = LABEL_NONE
-
-    n_clump = int(np.sum(codes == LABEL_CLUMP))
-    n_not = int(np.sum(codes == LABEL_NOT_CLUMP))
-    plan = SeedPlan(codes=codes, pool=None if pool_mask is None else in_pool, heldout=heldout,
-                    n_clump=n_clump, n_not_clump=n_not, n_pool=int(in_pool.sum()),
-                    n_total=n, n_conflicts=n_conflicts)
-    if plan.n_pool == 0:
-        plan.errors.append("The pool holds no candidate of this catalogue: choose a subset "
-                           "that contains candidates, or train on all candidates.")
-    for count, name, key in ((n_clump, "clump", "y"), (n_not, "not clump", "n")):
-        if count == 0:
-            plan.errors.append(
-                f"No '{name}' seed in the pool: both classes need seeds. Label some "
-                f"candidates '{name}' (key {key} in the verification viewer) or choose a "
-                f"subset of them as '{name}' seeds.")
-        elif count < MIN_SEEDS:
-            plan.warnings.append(f"Only {count} '{name}' seed(s): at least {MIN_SEEDS} per "
-                                 "class is better (the paper used 100-190 per region).")
-    if n_conflicts:
-        plan.warnings.append(f"{n_conflicts} candidate(s) are in both seed subsets and were "
-                             "left out.")
-    return plan
-
-
-def uncertain_rows(p_clump: np.ndarray, threshold: float, labelled: np.ndarray | None = None,
-                   limit: int | None = None) -> np.ndarray:
-    """Rows of the unlabelled candidates nearest the threshold, most uncertain first.
-
-    Parameters
-    ----------
-    p_clump : ndarray
-        p(clump) per row (NaN rows are skipped).
-    threshold : float
-        The verdict threshold.
-    labelled : ndarray of bool, optional
-        Rows that already have a manual label (skipped).
-    limit : int, optional
-        Return at most this many rows.
-
-    Returns
-    -------
-    ndarray
-        Row indices ordered by ``|p - threshold|`` ascending (ties: catalogue order).
-    """
-    p = np.asarray(p_clump, dtype=float)
-    ok = np.isfinite(p)
-    if labelled is not None:
-        ok &= ~np.asarray(labelled, bool)
-    rows = np.flatnonzero(ok)
-    rows = rows[np.argsort(np.abs(p[rows] - threshold), kind="stable")]
-    return rows if limit is None else rows[:limit]
+def _plan_html(plan: SeedPlan) -> str:
+    """A seed plan's counts, warnings and errors as rich text for a label."""
+    pool = ("all candidates" if plan.pool is None
+            else f"{plan.n_pool} of {plan.n_total} candidates")
+    lines = [f"Seeds in the pool: <b>{plan.n_clump}</b> clump, "
+             f"<b>{plan.n_not_clump}</b> not clump; pool: {pool}"]
+    if plan.n_heldout:
+        lines.append(f"{plan.n_heldout} labelled candidates held out for P/R/F1")
+    lines += [f"<span style='color:{_WARN}'>⚠ {w}</span>" for w in plan.warnings]
+    lines += [f"<span style='color:{_ERROR}'>✖ {e}</span>" for e in plan.errors]
+    return "<br>".join(lines)
 
 
 # -- output folder ----------------------------------------------------------------------
@@ -916,7 +746,7 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
             self.ui.label_counts.setText(f"Verify only: the model is applied to all "
                                          f"{plan.n_total} candidates; no seeds needed.")
         else:
-            self.ui.label_counts.setText(plan.summary_html())
+            self.ui.label_counts.setText(_plan_html(plan))
         self._preview_plots()
 
     def _preview_plots(self, *args: Any) -> None:
