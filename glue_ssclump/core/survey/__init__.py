@@ -11,7 +11,7 @@ Core layer: no glue, no Qt.  See ``docs/survey.md``.
 from __future__ import annotations
 
 from .border import IslandRule, island_rule, recommended_halo, settled_clumps
-from .run import SurveyResult, merge_survey, run_survey, survey
+from .run import SurveyResult, merge_cube, merge_survey, run_survey, survey
 from .tile import (
                    ModelPlugin,
                    SurveySettings,
@@ -34,7 +34,7 @@ from .tiles import (
 __all__ = [
     "CubeInfo", "IslandRule", "ModelPlugin", "SurveyInputError", "SurveyResult",
     "SurveySettings", "Tile", "TileResult", "check_spectral_axes", "expand_inputs",
-    "inspect_cube", "island_rule", "merge_survey", "plan_tiles", "process_tile",
+    "inspect_cube", "island_rule", "merge_cube", "merge_survey", "plan_tiles", "process_tile",
     "read_tile_result", "read_window", "recommended_halo", "run_survey",
     "settled_clumps", "survey", "write_tile_result",
 ]

@@ -50,7 +50,7 @@ from .tiles import (
     read_window,
 )
 
-__all__ = ["SurveyResult", "run_survey", "survey", "merge_survey"]
+__all__ = ["SurveyResult", "merge_cube", "merge_survey", "run_survey", "survey"]
 
 log = logging.getLogger(__name__)
 
@@ -232,15 +232,14 @@ def run_survey(
         infos = [i for i in infos if i.path not in spectral]
         result.cubes = infos
         _run_tiles(client, infos, out, settings, retries, gpu, result, emit)
+        result.catalog, result.unresolved = merge_survey(out, result.cubes, settings, client)
     finally:
         if own_client:
             client.close()
         if own_cluster is not None:
             own_cluster.close()
-    merged, unresolved = merge_survey(out, result.cubes, settings)
-    result.catalog, result.unresolved = merged, unresolved
     _write_summary(out, settings, result)
-    emit("merged", {"rows": len(merged)})
+    emit("merged", {"rows": len(result.catalog)})
     return result
 
 
@@ -350,73 +349,93 @@ def _run_tiles(client, infos: list[CubeInfo], out: Path, settings: SurveySetting
 
 
 # -- merging ------------------------------------------------------------------------------
-def merge_survey(out: str | os.PathLike, infos: Sequence[CubeInfo],
-                 settings: SurveySettings) -> tuple[Table, Table]:
-    """Merge the finished tiles into per-cube catalogues + masks and the survey catalogue.
+def merge_cube(out: str | os.PathLike, info: CubeInfo, settings: SurveySettings
+               ) -> tuple[Table, Table]:
+    """Merge one cube's finished tiles: its ``catalog.fits`` and stitched ``mask.fits``.
 
-    Only tile files are read, so this can run again at any time (a resumed run does).
+    Runs as a dask task per cube (the mask is filled through a memory map, never held
+    whole).  Only tile files are read, so it can run again at any time.
 
     Returns
     -------
     catalog : Table
-        The survey catalogue (also written to ``OUT/survey_catalog.fits``).
+        The cube's clumps, ``clump_id`` 1..n by decreasing peak (ties: peak voxel in
+        (v, y, x) order), with the provenance columns; empty if none.
+    unresolved : Table
+        Owned clumps its tiles could not settle, with ``source_file`` and ``tile``.
+    """
+    out = Path(out)
+    folder = _tile_dir(out, info.key, settings)
+    files = sorted(folder.glob("t*.npz")) if folder.is_dir() else []
+    results = [read_tile_result(f) for f in files]
+    unresolved = []
+    for r, f in zip(results, files, strict=True):
+        if len(r.unresolved):
+            un = r.unresolved.copy()
+            un["source_file"] = info.path
+            un["tile"] = f.stem
+            unresolved.append(un)
+    un_table = vstack(unresolved) if unresolved else Table()
+    with_rows = [r for r in results if len(r.catalog)]
+    if not with_rows:
+        return Table(), un_table
+    cats = [r.catalog for r in with_rows]
+    cat = vstack(cats, metadata_conflicts="silent")
+    order = np.lexsort((np.asarray(cat["peak_x"]), np.asarray(cat["peak_y"]),
+                        np.asarray(cat["peak_z"]), -np.asarray(cat["peak_value"])))
+    # Row r of each tile's table is that tile's label r + 1; map it to the cube's id.
+    new_id = np.empty(len(cat), dtype=np.int64)
+    new_id[order] = np.arange(1, len(cat) + 1)
+    offsets = np.cumsum([0] + [len(c) for c in cats])
+    cat = cat[order]
+    cat["clump_id"] = np.arange(1, len(cat) + 1, dtype=np.int64)
+    cat.meta = dict(cats[0].meta)
+    cat.meta.update(source=info.path, rms=info.rms, survey_tiles=len(files))
+    cube_dir = out / "cubes" / info.key
+    write_catalog(cat, cube_dir / "catalog.fits")
+    _write_mask(cube_dir / "mask.fits", info, with_rows,
+                [new_id[offsets[k]:offsets[k + 1]] for k in range(len(cats))])
+    cat["source_file"] = info.path
+    cat["frame"] = info.frame
+    cat["params"] = json.dumps({str(k): str(v) for k, v in settings.params.items()},
+                               sort_keys=True)
+    cat["package_version"] = __version__
+    return cat, un_table
+
+
+def merge_survey(out: str | os.PathLike, infos: Sequence[CubeInfo],
+                 settings: SurveySettings, client: Any = None) -> tuple[Table, Table]:
+    """Merge every cube (:func:`merge_cube`, as dask tasks when ``client`` is given).
+
+    Returns
+    -------
+    catalog : Table
+        The survey catalogue, ``survey_id`` 1..N in input order then ``clump_id``
+        (also written to ``OUT/survey_catalog.fits``).
     unresolved : Table
         Owned clumps that could not be settled, with ``source_file`` and ``tile``.
     """
     out = Path(out)
-    tables, unresolved = [], []
-    params_json = json.dumps({str(k): str(v) for k, v in settings.params.items()},
-                             sort_keys=True)
-    next_id = 1
-    for info in infos:
-        folder = _tile_dir(out, info.key, settings)
-        files = sorted(folder.glob("t*.npz")) if folder.is_dir() else []
-        results = [read_tile_result(f) for f in files]
-        cats = [r.catalog for r in results if len(r.catalog)]
-        for r, f in zip(results, files, strict=True):
-            if len(r.unresolved):
-                un = r.unresolved.copy()
-                un["source_file"] = info.path
-                un["tile"] = f.stem
-                unresolved.append(un)
-        if not cats:
-            continue
-        cat = vstack(cats, metadata_conflicts="silent")
-        order = np.lexsort((np.asarray(cat["peak_x"]), np.asarray(cat["peak_y"]),
-                            np.asarray(cat["peak_z"]), -np.asarray(cat["peak_value"])))
-        # Row r of each tile's table is that tile's label r + 1; map it to the cube's id.
-        new_id = np.empty(len(cat), dtype=np.int64)
-        new_id[order] = np.arange(1, len(cat) + 1)
-        offsets = np.cumsum([0] + [len(c) for c in cats])
-        cat = cat[order]
-        cat["clump_id"] = np.arange(1, len(cat) + 1, dtype=np.int64)
-        cat.meta = dict(cats[0].meta)
-        cat.meta.update(source=info.path, rms=info.rms, survey_tiles=len(files))
-        cube_dir = out / "cubes" / info.key
-        write_catalog(cat, cube_dir / "catalog.fits")
-        with_labels = [r for r in results if len(r.catalog)]
-        _write_mask(cube_dir / "mask.fits", info, with_labels,
-                    [new_id[offsets[k]:offsets[k + 1]] for k in range(len(cats))])
-        cat = cat.copy()
-        cat.add_column(np.arange(next_id, next_id + len(cat), dtype=np.int64),
-                       name="survey_id", index=0)
-        next_id += len(cat)
-        cat["source_file"] = info.path
-        cat["frame"] = info.frame
-        cat["params"] = params_json
-        cat["package_version"] = __version__
-        tables.append(cat)
+    if client is not None:
+        futures = [client.submit(merge_cube, os.fspath(out), info, settings, pure=False,
+                                 key=f"merge-{info.key}-{settings.digest()}")
+                   for info in infos]
+        parts = client.gather(futures)
+    else:
+        parts = [merge_cube(out, info, settings) for info in infos]
+    tables = [cat for cat, _ in parts if len(cat)]
+    unresolved = [un for _, un in parts if len(un)]
     if tables:
         merged = vstack(tables, metadata_conflicts="silent")
+        merged.add_column(np.arange(1, len(merged) + 1, dtype=np.int64), name="survey_id",
+                          index=0)
         merged.meta = {"detector": settings.method, "params": dict(settings.params),
                        "version": __version__, "survey_cubes": [i.path for i in infos],
                        "tile": list(settings.tile), "halo": settings.halo}
+        write_catalog(merged, out / "survey_catalog.fits")
     else:
         merged = Table()
-    if len(merged):
-        write_catalog(merged, out / "survey_catalog.fits")
-    un_table = vstack(unresolved) if unresolved else Table()
-    return merged, un_table
+    return merged, vstack(unresolved) if unresolved else Table()
 
 
 def _write_mask(path: Path, info: CubeInfo, results: list, ids: list[np.ndarray]) -> None:

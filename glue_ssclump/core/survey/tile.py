@@ -279,7 +279,9 @@ def process_tile(tile: Tile, settings: SurveySettings, out_path: str | None = No
                                                open_faces)
         if not boxes:
             break
-        step = max(settings.halo, 2 * rule.margin + 2)
+        # Geometric steps: an island that runs on for a long way (diffuse emission
+        # above the lowest level) is reached in a few re-runs, not one per halo.
+        step = max(settings.halo, 2 * rule.margin + 2) * 2 ** (windows - 1)
         grown = _grow(window, boxes, origin, info.shape, step)
         if grown == window or _volume(grown) > limit:
             break
@@ -312,7 +314,10 @@ def process_tile(tile: Tile, settings: SurveySettings, out_path: str | None = No
     }
     summary = dict(result.summary)
     if out_path is not None:
+        t3 = time.perf_counter()
         write_tile_result(out_path, result)
+        summary["write_seconds"] = time.perf_counter() - t3
+        summary["seconds"] = time.perf_counter() - t0
     else:
         summary["result"] = result
     return summary
