@@ -29,6 +29,7 @@ BENCHMARKS = [
     ("dialog", "bench_dialog.py", [], ["--repeat", "1"]),
     ("accuracy", "bench_accuracy.py", [], ["--runs", "1", "--skip-real"]),
     ("galaxy", "bench_galaxy.py", [], ["--quick", "--json", "/tmp/galaxy_quick.json"]),
+    ("survey", "bench_survey.py", [], ["--quick", "--out-name", "survey_quick_runall"]),
 ]
 
 
