@@ -12,7 +12,7 @@ for 4 epochs of 2 passes on the CPU, a few seconds per run).  The same candidate
 3. through the dialog's path: :func:`glue_ssclump.core.jobs.run_job` on a
    :class:`glue_ssclump.qt.worker.Worker` thread while the main thread runs the Qt event
    loop, the progress signal drives a progress bar and every epoch record reaches a
-   :class:`~glue_ssclump.qt.train_dialog.LivePlots` through the ``reported`` signal
+   :class:`~glue_ssclump.qt.live_plots.LivePlots` through the ``reported`` signal
    (what the dialog does; nothing is saved in either path).
 
 Runs alternate (headless, thread, worker, headless, ...) so that drifting machine load
@@ -48,7 +48,7 @@ from glue_ssclump.core.pipeline import verify  # noqa: E402
 from glue_ssclump.core.synthetic import make_synthetic_cube  # noqa: E402
 from glue_ssclump.core.training import TrainConfig  # noqa: E402
 from glue_ssclump.integration.factory import compute_candidates  # noqa: E402
-from glue_ssclump.qt.train_dialog import LivePlots  # noqa: E402
+from glue_ssclump.qt.live_plots import LivePlots  # noqa: E402
 from glue_ssclump.qt.worker import ProgressBinding, Worker  # noqa: E402
 
 TARGET_RATIO = 1.10

@@ -8,7 +8,7 @@ A 20 ms ``QTimer`` on the GUI thread records the gaps between its ticks while th
 dialog's job (ClumpFind candidates of a synthetic cube, 4 epochs of training from
 scratch, then verification; :func:`benchmarks.bench_dialog.make_job`) runs through a
 :class:`~glue_ssclump.qt.worker.Worker` whose epoch records drive the dialog's
-:class:`~glue_ssclump.qt.train_dialog.LivePlots` and a progress bar, as in the dialog:
+:class:`~glue_ssclump.qt.live_plots.LivePlots` and a progress bar, as in the dialog:
 
 * ``thread``: :func:`~glue_ssclump.core.jobs.run_job` on the worker thread (the
   dialog before this change);
@@ -43,7 +43,7 @@ from bench_dialog import make_job  # noqa: E402
 from qtpy import QtCore, QtWidgets  # noqa: E402
 
 from glue_ssclump.core.jobs import run_job, run_job_in_child  # noqa: E402
-from glue_ssclump.qt.train_dialog import LivePlots  # noqa: E402
+from glue_ssclump.qt.live_plots import LivePlots  # noqa: E402
 from glue_ssclump.qt.worker import ProgressBinding, Worker  # noqa: E402
 
 TIMER_MS = 20

@@ -34,6 +34,7 @@ from ..core.detectors import available_detectors
 from ..core.detectors.base import Detector, Param
 from ..core.jobs import detect_candidates_in_child
 from ..integration.factory import KEY, attach_candidates, ppv_cube_from_data
+from .state import data_label
 from .worker import (
     Worker,
     WorkerDialogMixin,
@@ -59,10 +60,6 @@ def is_cube_data(data: Any) -> bool:
                for c in data.main_components)
 
 
-def _data_label(data: Any) -> str:
-    return "" if data is None else str(data.label)
-
-
 class DetectState(State):
     """Settings of the detect dialog (autoconnected to ``detect_dialog.ui``)."""
 
@@ -72,7 +69,7 @@ class DetectState(State):
 
     def __init__(self) -> None:
         super().__init__()
-        DetectState.cube_data.set_display_func(self, _data_label)
+        DetectState.cube_data.set_display_func(self, data_label)
         detectors = available_detectors()
         DetectState.method.set_choices(self, sorted(detectors))
         DetectState.method.set_display_func(

@@ -8,7 +8,7 @@ from echo import CallbackProperty, SelectionCallbackProperty
 from glue.core.data import BaseData
 from glue.viewers.common.state import ViewerState
 
-__all__ = ["ORDERS", "VerificationViewerState", "is_catalog", "is_cube"]
+__all__ = ["ORDERS", "VerificationViewerState", "data_label", "is_catalog", "is_cube"]
 
 #: Navigation orders: state value -> label shown in the options panel.
 ORDERS = {
@@ -35,8 +35,9 @@ def is_cube(data: Any) -> bool:
             and len(_labels(data)) >= 2)
 
 
-def _data_label(data: Any) -> str:
-    return getattr(data, "label", str(data))
+def data_label(data: Any) -> str:
+    """A dataset's name for a combo box ('' for none)."""
+    return "" if data is None else str(getattr(data, "label", data))
 
 
 class VerificationViewerState(ViewerState):
@@ -70,8 +71,8 @@ class VerificationViewerState(ViewerState):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__()
         VerificationViewerState.order.set_display_func(self, ORDERS.get)
-        VerificationViewerState.catalog_data.set_display_func(self, _data_label)
-        VerificationViewerState.cube_data.set_display_func(self, _data_label)
+        VerificationViewerState.catalog_data.set_display_func(self, data_label)
+        VerificationViewerState.cube_data.set_display_func(self, data_label)
         self._seed_data_choices(kwargs)
         self.update_from_dict(kwargs)
 

@@ -22,7 +22,6 @@ import atexit
 import functools
 import logging
 import operator
-import re
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -56,6 +55,7 @@ from ..core.labels import (
     write_labels_csv,
 )
 from ..integration.factory import CUBE_COMPONENT, KEY, catalog_data_for, cube_data_for
+from ..integration.run_folder import slug
 from ..integration.writeback import LABEL, P_CLUMP, VERDICT, write_verdicts
 from .candidates import CandidateIndex, candidate_views
 from .figure import OUTLINE, VerificationFigure, cube_geometry
@@ -85,10 +85,6 @@ _PREV_KEYS = (Qt.Key_K, Qt.Key_Left, Qt.Key_Up)
 _UNDO_KEYS = (Qt.Key_Z, Qt.Key_Backspace)
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_") or "catalogue"
-
-
 def _rms_text(value: Any) -> str:
     """The catalogue's noise rms for the info panel ('–' when unknown)."""
     try:
@@ -116,7 +112,7 @@ def default_autosave_path(catalog_data: BaseData, session: Any = None) -> Path:
     -------
     pathlib.Path
     """
-    name = f"{_slug(catalog_data.label or 'catalogue')}.labels.csv"
+    name = f"{slug(catalog_data.label or 'catalogue')}.labels.csv"
     load_log = getattr(catalog_data, "_load_log", None)
     source = getattr(load_log, "path", None)
     if isinstance(source, str) and source:
@@ -189,6 +185,10 @@ class _Cube:
 #: How long closing a viewer waits for an index build to end (ms).  The build cannot
 #: be interrupted; one still running after this is kept alive by ``_RUNNING_INDEX``.
 _JOIN_TIMEOUT_MS = 60_000
+
+#: Longest wait (ms) for the current candidate's figure before the "Current candidate"
+#: subset group is updated anyway (normally it follows the figure at once).
+_GROUP_UPDATE_BACKSTOP_MS = 1000
 
 #: Index threads that have not ended.  They have no Qt parent and are referenced here
 #: until they end: a ``QThread`` destroyed while its thread runs aborts the process,
@@ -886,7 +886,13 @@ class VerificationViewer(DataViewer):
         # are held down): glue-qt does a fair amount of work per subset update.
         if not self._group_update_pending:
             self._group_update_pending = True
-            QtCore.QTimer.singleShot(0, self._update_current_group)
+            if self.display_is_current:
+                QtCore.QTimer.singleShot(0, self._update_current_group)
+            else:
+                # Once the figure is on screen (_on_rendered): done now, glue's update
+                # would hold the GIL while the render thread draws. The timer is a
+                # backstop for a render that never comes (superseded, failed).
+                QtCore.QTimer.singleShot(_GROUP_UPDATE_BACKSTOP_MS, self._update_current_group)
 
     def _redraw_current(self, *args: Any) -> None:
         cid = self.state.current_id
@@ -977,6 +983,8 @@ class VerificationViewer(DataViewer):
         if key == current:
             self.view.set_image(result)  # type: ignore[arg-type]
             self._displayed_key = key
+            if self._group_update_pending:  # deferred by _on_current_changed
+                QtCore.QTimer.singleShot(0, self._update_current_group)
 
     @property
     def display_is_current(self) -> bool:
@@ -1017,6 +1025,8 @@ class VerificationViewer(DataViewer):
         self.figure.savefig(path, dpi=dpi)
 
     def _update_current_group(self) -> None:
+        if not self._group_update_pending:  # already done (after the render or the backstop)
+            return
         self._group_update_pending = False
         cat, cid = self._catalog, self.state.current_id
         if cat is None or cid is None or self._stopped or cat.data not in self._data:
