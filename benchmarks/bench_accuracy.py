@@ -49,9 +49,12 @@ least 10 per class; run r also seeds the training), scored on the other candidat
   (b) a peak-SNR cut placed by the seeds (best F1 on them),
   (c) gradient boosting (scikit-learn) on the catalogue's columns, trained on the seeds,
   (d) the paper's network exactly as now (shipped model fine-tuned by the paper's loop,
-      p >= 0.5, ``--morph-epochs`` epochs of ``--morph-passes`` passes),
-  (e0) the shipped context model as it is (``arch='context'``, p >= 0.5),
-  (e) the context verifier: (e0) fine-tuned by the paper's loop, same epochs.
+      p >= 0.5, ``--morph-epochs`` epochs of ``--morph-passes`` passes; the CPU budget
+      allows fewer epochs than ``ssclump verify``'s default 20),
+  (e0) the pretrained context model (``arch='context'``, ``--context-models``) as it is:
+      p >= 0.5, the cut with the best F1 on the seeds, and the seeds' ROC elbow,
+  (e1) with several ``--context-models``: their mean p, same rules,
+  (e) (e0) fine-tuned by the paper's loop (``--ft-epochs`` x ``--ft-passes``), p >= 0.5.
 
 Usage::
 
@@ -85,7 +88,7 @@ from glue_ssclump.core.training import (
     load_initial_model,
     train,
 )
-from glue_ssclump.core.verify import cluster_threshold, verdicts
+from glue_ssclump.core.verify import cluster_threshold, elbow_threshold, verdicts
 
 #: Injected-SNR band around the truth cut (5) whose candidates are ambiguous.
 AMBIGUOUS = (4.0, 6.0)
@@ -240,11 +243,22 @@ def gbm_baseline(features: np.ndarray, seeds: np.ndarray, seed: int) -> np.ndarr
     return clf.predict_proba(features)[:, 1]
 
 
+def seed_threshold(p: np.ndarray, seeds: np.ndarray) -> float:
+    """The p cut with the best F1 on the seeds (midway between neighbouring values)."""
+    idx = np.flatnonzero(seeds >= 0)
+    q = np.unique(p[idx])
+    cuts = np.concatenate([[q[0]], 0.5 * (q[1:] + q[:-1])]) if q.size > 1 else q
+    scores = [f1(seeds[idx], (p[idx] >= c).astype(np.int64)) for c in cuts]
+    return float(cuts[int(np.argmax(scores))])
+
+
 def morph_cube(preset: str, cube_seed: int, runs: int, epochs: int, passes: int, log,
-               methods=("fellwalker", "clumpfind")) -> list[dict[str, dict[str, float]]]:
+               methods=("fellwalker", "clumpfind"), context_models=(),
+               ft_epochs: int = 2, ft_passes: int = 1, ft_runs: int = 99,
+               paper_runs: int = 99) -> list[dict[str, dict[str, float]]]:
     """Every method on one morphology-truth cube: one result dict per (detector, run)."""
+    from glue_ssclump.core.checkpoint import load_checkpoint
     from glue_ssclump.core.pretrain import morph_candidate_set
-    from glue_ssclump.core.training import DEFAULT_CONTEXT_CHECKPOINT
 
     out = []
     for method in methods:
@@ -275,23 +289,37 @@ def morph_cube(preset: str, cube_seed: int, runs: int, epochs: int, passes: int,
             add("(c) gradient boosting on catalogue", gbm_baseline(feats, seeds, r),
                 seconds=time.perf_counter() - t0)
             config = TrainConfig(epochs=epochs, passes=passes, seed=r)
-            if DEFAULT_CHECKPOINT.is_file():
+            if DEFAULT_CHECKPOINT.is_file() and r < paper_runs:
                 t0 = time.perf_counter()
                 res_d = train(paper_src, seeds, config,
                               model=load_initial_model("default", "cpu"))
                 add("(d) paper network, fine-tuned", infer(res_d.model, paper_src)[0],
                     seconds=time.perf_counter() - t0)
-            if DEFAULT_CONTEXT_CHECKPOINT.is_file():
-                model = load_initial_model("default", "cpu", arch="context")
-                p0, f0 = infer(model, ctx_src)
-                add("(e0) context model, no fine-tuning", p0)
+            if context_models:
                 t0 = time.perf_counter()
-                res_e = train(ctx_src, seeds, config, model=model)
-                p_e = infer(res_e.model, ctx_src)[0]
-                add("(e) context verifier (fine-tuned)", p_e,
+                probs = [infer(load_checkpoint(path)[0], ctx_src)[0]
+                         for path in context_models]
+                add("(e0) context model, no fine-tuning", probs[0],
                     seconds=time.perf_counter() - t0)
-                share = float(np.mean(res_e.pseudo_labels == 1))
-                add("(e) context verifier, clusters", p_e, cluster_threshold(p_e, share))
+                add("(e0) context model, seed-placed threshold", probs[0],
+                    seed_threshold(probs[0], seeds))
+                known = seeds >= 0
+                add("(e0) context model, ROC elbow of the seeds", probs[0],
+                    elbow_threshold(probs[0][known], seeds[known]))
+                if len(probs) > 1:
+                    p_ens = np.mean(probs, axis=0)
+                    add(f"(e1) context ensemble of {len(probs)}, p>=0.5", p_ens)
+                    add(f"(e1) context ensemble of {len(probs)}, seed-placed threshold",
+                        p_ens, seed_threshold(p_ens, seeds))
+                if r >= ft_runs:
+                    continue
+                t0 = time.perf_counter()
+                res_e = train(ctx_src, seeds,
+                              TrainConfig(epochs=ft_epochs, passes=ft_passes, seed=r),
+                              model=load_checkpoint(context_models[0])[0])
+                p_e = infer(res_e.model, ctx_src)[0]
+                add("(e) context model fine-tuned by the paper's loop", p_e,
+                    seconds=time.perf_counter() - t0)
             out.append({"method": method, **res})
     return out
 
@@ -379,9 +407,18 @@ def main() -> None:
                          "morphology truth (core/synthetic_morph.py)")
     ap.add_argument("--cubes", type=int, default=3, help="morph presets: cubes (seed 100+k)")
     ap.add_argument("--first-cube", type=int, default=100, help="morph presets: first seed")
-    ap.add_argument("--morph-epochs", type=int, default=3)
-    ap.add_argument("--morph-passes", type=int, default=2)
+    ap.add_argument("--morph-epochs", type=int, default=2, help="(d): fine-tuning epochs")
+    ap.add_argument("--morph-passes", type=int, default=2, help="(d): passes per epoch")
     ap.add_argument("--methods", nargs="+", default=("fellwalker", "clumpfind"))
+    ap.add_argument("--context-models", nargs="*", type=Path,
+                    default=[p for p in (DEFAULT_CHECKPOINT.with_name("ss3dclump_context.pt"),)
+                             if p.is_file()],
+                    help="pretrained arch='context' checkpoints: the first is (e0) and is "
+                         "fine-tuned for (e); several are also averaged (e1)")
+    ap.add_argument("--ft-epochs", type=int, default=2, help="(e): fine-tuning epochs")
+    ap.add_argument("--ft-passes", type=int, default=1, help="(e): passes per epoch")
+    ap.add_argument("--ft-runs", type=int, default=99, help="(e) only in the first N runs")
+    ap.add_argument("--paper-runs", type=int, default=99, help="(d) only in the first N runs")
     args = ap.parse_args()
     if args.preset != "benchmark":
         morph_main(args)
@@ -426,12 +463,17 @@ def morph_main(args: argparse.Namespace) -> None:
 
     settings = {"preset": args.preset, "cubes": args.cubes, "first_cube": args.first_cube,
                 "runs": args.runs, "epochs": args.morph_epochs, "passes": args.morph_passes,
-                "methods": list(args.methods)}
+                "methods": list(args.methods), "ft_epochs": args.ft_epochs,
+                "ft_passes": args.ft_passes, "ft_runs": args.ft_runs,
+                "paper_runs": args.paper_runs,
+                "context_models": [str(p) for p in args.context_models]}
     log(f"settings: {settings}")
     runs = []
     for k in range(args.cubes):
         runs += morph_cube(args.preset, args.first_cube + k, args.runs, args.morph_epochs,
-                           args.morph_passes, log, tuple(args.methods))
+                           args.morph_passes, log, tuple(args.methods),
+                           tuple(args.context_models), args.ft_epochs, args.ft_passes,
+                           args.ft_runs, args.paper_runs)
         if args.json:  # partial results survive an interrupted run
             Path(args.json).write_text(json.dumps({"settings": settings, "runs": runs},
                                                   indent=1))
