@@ -120,6 +120,11 @@ def timed_survey(paths, out: Path, client, tile, halo, **kw):
                      **{k: v for k, v in kw.items() if k != "on_event"})
     wall = time.perf_counter() - t0
     phase = marks.get("last_tile", marks.get("planned", t0)) - marks.get("planned", t0)
+    res.phases = {"start_s": marks.get("dashboard", t0) - t0,
+                  "inspect_s": marks.get("planned", t0) - marks.get("dashboard", t0),
+                  "tiles_s": phase,
+                  "merge_s": marks.get("merged", t0) - marks.get("last_tile",
+                                                                 marks.get("planned", t0))}
     return res, wall, phase
 
 
@@ -169,9 +174,11 @@ def bench_multi(cfg, work: Path, log: Log) -> tuple[dict, list[Path]]:
         tile_s = [s["seconds"] for s in res.summaries]
         out[f"workers_{workers}"] = {"wall_s": wall, "tile_phase_s": phase,
                                      "tile_seconds_sum": float(np.sum(tile_s)),
-                                     "clumps": len(res.catalog)}
+                                     "clumps": len(res.catalog), "phases": res.phases}
+        ph = res.phases
         log(f"multi: {n} cubes x {np.prod(shape) / 1e6:.1f} M voxels, {workers} worker(s): "
-            f"{wall:.1f} s wall (tiles {phase:.1f} s, their compute {np.sum(tile_s):.1f} s), "
+            f"{wall:.1f} s wall = inspect {ph['inspect_s']:.1f} + tiles {phase:.1f} (their "
+            f"compute {np.sum(tile_s):.1f}) + merge {ph['merge_s']:.1f} s; "
             f"{len(res.catalog)} clumps")
         if workers == 1:
             overhead = (phase - float(np.sum(tile_s))) / len(tile_s)

@@ -288,3 +288,19 @@ def test_verify_tiled_equals_untiled_model_loaded_once_per_worker(client, cubes,
     loaded = client.run(lambda dask_worker: dask_worker.plugins[PLUGIN_NAME].model
                         is not None)
     assert all(loaded.values())
+
+
+def test_glue_opens_one_cube_of_the_survey_and_the_merged_catalogue(reference, cubes):
+    from glue.core import DataCollection
+    from glue.core.data_factories import load_data
+
+    from glue_ssclump.core.survey import open_survey_cube
+    from glue_ssclump.integration.factory import make_candidate_pair
+
+    cube, mask, catalog = open_survey_cube(reference.out, cubes["b"])
+    cube_data, cat_data = make_candidate_pair(cube, mask, catalog, "b")
+    dc = DataCollection([cube_data, cat_data])
+    assert len(dc) == 2 and cat_data.size == len(catalog) > 10
+    assert set(np.unique(mask)) - {0} == set(np.asarray(catalog["clump_id"]))
+    merged = load_data(os.fspath(reference.out / "survey_catalog.fits"))
+    assert merged.size == len(reference.catalog)

@@ -50,7 +50,8 @@ from .tiles import (
     read_window,
 )
 
-__all__ = ["SurveyResult", "merge_cube", "merge_survey", "run_survey", "survey"]
+__all__ = ["SurveyResult", "merge_cube", "merge_survey", "open_survey_cube", "run_survey",
+           "survey"]
 
 log = logging.getLogger(__name__)
 
@@ -488,3 +489,31 @@ def _write_summary(out: Path, settings: SurveySettings, result: SurveyResult) ->
     }
     text = json.dumps(doc, indent=1, default=str)
     write_atomic(out / "survey_summary.json", lambda p: p.write_text(text))
+
+
+def open_survey_cube(out: str | os.PathLike, cube: str | os.PathLike):
+    """One cube of a finished survey: ``(PPVCube, label mask, catalogue)``.
+
+    What glue's "cube + catalogue + mask" pairing needs
+    (``glue_ssclump.integration.factory.make_candidate_pair(cube, mask, catalog,
+    name)``); the mask's values are the catalogue's ``clump_id``.  Reads the whole
+    cube: use it for one cube at a time.
+
+    Parameters
+    ----------
+    out : path
+        The survey's output folder.
+    cube : path
+        The cube's file as given to the survey (matched by real path).
+    """
+    from ..catalog import read_catalog
+    from ..cube import read_cube
+
+    want = os.path.realpath(cube)
+    for cat_path in sorted(Path(out).glob("cubes/*/catalog.fits")):
+        catalog = read_catalog(cat_path)
+        if os.path.realpath(str(catalog.meta.get("source", ""))) == want:
+            mask = np.asarray(fits.getdata(cat_path.parent / "mask.fits"), dtype=np.int32)
+            return read_cube(cube), mask, catalog
+    raise SurveyInputError(f"{cube} has no results in {out}: run `ssclump survey` on it "
+                           "first (or check the folder)")
