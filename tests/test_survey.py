@@ -19,7 +19,7 @@ from astropy.io import fits
 from distributed import Client, LocalCluster
 
 from glue_ssclump.cli import main as cli_main
-from glue_ssclump.core.cube import read_cube
+from glue_ssclump.core.cube import estimate_rms, read_cube
 from glue_ssclump.core.pipeline import detect
 from glue_ssclump.core.survey import (
     CubeInfo,
@@ -142,6 +142,7 @@ def test_tiled_equals_untiled(client, cubes, tmp_path, method):
 
     # The same clumps as a plain untiled detection at the same rms.
     cube = read_cube(path)
+    assert tiled.cubes[0].rms == estimate_rms(cube.data)  # one global rms, as `detect`'s
     det = detect(cube, method, rms=tiled.cubes[0].rms)
     mask = _mask(tiled)
     assert len(det.catalog) == len(tiled.catalog) > 10

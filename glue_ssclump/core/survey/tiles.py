@@ -253,21 +253,20 @@ def inspect_cube(path: str, rms: float | None = None, *, need_lag1: bool = False
             raise CubeError(f"{path}: data have {len(shape)} axes; give a 3D PPV cube")
         shape3 = tuple(int(n) for n in shape[-3:])
         nv, ny, nx = shape3
-        rows = _stat_rows(shape3)
-        slab = max(1, _SLAB_VOXELS // max(1, nv * nx))
+        step = _row_step(shape3)
+        # Contiguous blocks of rows (one memory-mapped read and one conversion each),
+        # every `step`-th row kept: whole spectra, a bounded working set.
+        block = max(step, (_SLAB_VOXELS // max(1, nv * nx)) // step * step)
         parts: list[np.ndarray] = []
         probe: PPVCube | None = None
-        for lo in range(0, rows.size, slab):
-            sel = rows[lo:lo + slab]
-            # Contiguous runs of rows read as one window each (a memory-mapped slice).
-            for run in np.split(sel, np.flatnonzero(np.diff(sel) != 1) + 1):
-                box = ((0, nv), (int(run[0]), int(run[-1]) + 1), (0, nx))
-                raw = _read_raw(hdu, box)
-                if not np.isfinite(raw).any():
-                    continue
-                win = cube_from_array(raw, _window_header(header, box), source=path)
-                probe = probe or win
-                parts.append(win.data)
+        for y0 in range(0, ny, block):
+            box = ((0, nv), (y0, min(ny, y0 + block)), (0, nx))
+            raw = _read_raw(hdu, box)
+            if not np.isfinite(raw).any():
+                continue
+            win = cube_from_array(raw, _window_header(header, box), source=path)
+            probe = probe or win
+            parts.append(np.ascontiguousarray(win.data[:, ::step]) if step > 1 else win.data)
         if probe is None:
             raise CubeError(f"{path}: every voxel is NaN/blank; check the file (wrong HDU, "
                             "or BLANK/scaling keywords)")
@@ -281,11 +280,9 @@ def inspect_cube(path: str, rms: float | None = None, *, need_lag1: bool = False
                     v0=float(probe.velocity[0]), frame=probe.frame, key=cube_key(path))
 
 
-def _stat_rows(shape: tuple[int, int, int]) -> np.ndarray:
-    nv, ny, nx = shape
-    total = nv * ny * nx
-    step = max(1, int(np.ceil(total / STATS_MAX_VOXELS)))
-    return np.arange(0, ny, step)
+def _row_step(shape: tuple[int, int, int]) -> int:
+    """Keep every k-th sky row so that at most STATS_MAX_VOXELS voxels are measured."""
+    return max(1, int(np.ceil(int(np.prod(shape)) / STATS_MAX_VOXELS)))
 
 
 def check_spectral_axes(infos: list[CubeInfo], rtol: float = 1e-6) -> dict[str, str]:
