@@ -338,11 +338,12 @@ def morph_summary(runs: list[dict], log) -> dict:
         mine = [r for r in runs if r["method"] == method]
         log(f"\n{method}: mean (min-max) over {len(mine)} runs "
             f"({len({r['_info']['cube_seed'] for r in mine})} cubes), non-seed candidates")
-        log("| method | " + " | ".join(keys) + " |")
-        log("|---" * (len(keys) + 1) + "|")
+        log("| method | runs | " + " | ".join(keys) + " |")
+        log("|---" * (len(keys) + 2) + "|")
         summary[method] = {}
-        for name in (k for k in mine[0] if k not in ("method", "_info")):
-            cells, entry = [], {}
+        names = dict.fromkeys(k for r in mine for k in r if k not in ("method", "_info"))
+        for name in sorted(names):
+            cells, entry = [str(sum(name in r for r in mine))], {}
             for k in keys:
                 vals = np.array([r[name][k] for r in mine if name in r], float)
                 entry[k] = [float(vals.mean()), float(vals.min()), float(vals.max())]
@@ -419,7 +420,23 @@ def main() -> None:
     ap.add_argument("--ft-passes", type=int, default=1, help="(e): passes per epoch")
     ap.add_argument("--ft-runs", type=int, default=99, help="(e) only in the first N runs")
     ap.add_argument("--paper-runs", type=int, default=99, help="(d) only in the first N runs")
+    ap.add_argument("--summarise", nargs="+", type=Path, default=(),
+                    help="morph presets: only merge these JSON results (e.g. the baselines "
+                         "and the context runs, made by separate processes on the same "
+                         "cubes and seeds) and print the table")
     args = ap.parse_args()
+    if args.summarise:
+        merged: dict[tuple, dict] = {}
+        for path in args.summarise:
+            for run in json.loads(path.read_text())["runs"]:
+                key = (run["method"], run["_info"]["cube_seed"], run["_info"]["run"])
+                merged.setdefault(key, {}).update(run)
+        summary = morph_summary(list(merged.values()), print)
+        if args.json:
+            Path(args.json).write_text(json.dumps({"merged_from": [str(p) for p in
+                                                                   args.summarise],
+                                                   "summary": summary}, indent=1))
+        return
     if args.preset != "benchmark":
         morph_main(args)
         return
