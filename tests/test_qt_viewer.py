@@ -194,6 +194,98 @@ def test_candidate_views_synthetic():
     assert z.start == max(0, bz.start - 5) and z.stop == min(SHAPE[0], bz.stop + 5)
 
 
+# -- the fast on-screen figure (render thread) ---------------------------------------------
+
+
+def _draw_both(cids, size=(9.6, 6.4)):
+    """Each candidate drawn by the WCSAxes figure (full redraw) and the fast figure."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    from glue_ssclump.qt.figure import FastVerificationFigure, VerificationFigure, cube_geometry
+
+    cube, labels = _synthetic_arrays()
+    idx = CandidateIndex.build(labels)
+    geo = cube_geometry(_galactic_wcs(), SHAPE)
+    figures = {}
+    for name, cls in (("full", VerificationFigure), ("fast", FastVerificationFigure)):
+        fig = Figure(dpi=100, figsize=size)
+        FigureCanvasAgg(fig)
+        vfig = cls(fig)
+        vfig.setup(geo)
+        figures[name] = (fig, vfig)
+    for cid in cids:
+        views = candidate_views(cube, labels, cid, idx.boxes[cid],
+                                channel_width=geo.channel_width)
+        out = {}
+        for name, (fig, vfig) in figures.items():
+            vfig.show(views)
+            vfig.draw() if name == "fast" else fig.canvas.draw()
+            out[name] = (vfig, np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(int))
+        yield cid, geo, out
+
+
+def test_fast_figure_ticks_are_wcsaxes_ticks():
+    for cid, geo, out in _draw_both([1, 2, 3, 4]):
+        full, _ = out["full"]
+        fast, _ = out["fast"]
+        for p, (xc, yc) in enumerate(((0, 1), (0, 2), (1, 2))):
+            ax = full.maps[p].ax
+            (xv, xl), (yv, yl) = fast._ticks(fast.artists.maps[p].ax, fast._world[p], p)  # noqa: SLF001
+            # the labels WCSAxes drew (left to right; top to bottom); no public getter
+            drawn_x = ax.coords[xc]._ticklabels.text["b"]  # noqa: SLF001
+            drawn_y = ax.coords[yc]._ticklabels.text["l"]  # noqa: SLF001
+            assert xl == drawn_x, (cid, p)
+            assert yl[::-1] == drawn_y, (cid, p)
+            assert len(xl) >= 2 and len(yl) >= 2
+        # and each tick sits where the world coordinate has its label's value
+        fax = fast.artists.maps[0].ax
+        (xv, xl), (yv, yl) = fast._ticks(fax, fast._world[0], 0)  # noqa: SLF001
+        y_edge, x_edge = fax.get_ylim()[0], fax.get_xlim()[0]
+        lon = geo.wcs.pixel_to_world_values(xv, np.full(xv.size, y_edge), np.zeros(xv.size))[0]
+        lat = geo.wcs.pixel_to_world_values(np.full(yv.size, x_edge), yv, np.zeros(yv.size))[1]
+        np.testing.assert_allclose(lon, [float(t.rstrip("°")) for t in xl], atol=1e-6)
+        np.testing.assert_allclose(lat, [float(t.rstrip("°").replace("−", "-")) for t in yl],
+                                   atol=1e-6)
+
+
+def test_fast_figure_looks_like_the_full_redraw():
+    for cid, _, out in _draw_both([1, 2, 3, 4]):
+        a, b = out["full"][1], out["fast"][1]
+        assert a.shape == b.shape
+        diff = np.abs(a - b).max(axis=2)
+        # antialiasing and sub-pixel text placement differ; nothing is missing or moved
+        assert (diff > 64).mean() < 0.02, cid
+        h, w = (a.shape[0] // 8) * 8, (a.shape[1] // 8) * 8
+        blocks = np.abs(a[:h, :w].reshape(h // 8, 8, w // 8, 8, 3).mean((1, 3))
+                        - b[:h, :w].reshape(h // 8, 8, w // 8, 8, 3).mean((1, 3)))
+        assert blocks.max() < 60, cid
+        assert (b < 128).any(axis=2).mean() > 0.02  # a figure, not a blank page
+
+
+def test_text_sprites_drawn_once_and_in_place():
+    from matplotlib.backends.backend_agg import RendererAgg
+
+    from glue_ssclump.qt.figure import TextSprites
+
+    sprites = TextSprites(maxsize=3)
+    renderer = RendererAgg(200, 100, 100)
+    box = sprites.draw(renderer, "30°42′", 100, 50, size=9, ha="center", va="center")
+    ink = np.argwhere(np.asarray(renderer.buffer_rgba())[..., 3] > 0)  # (row from top, col)
+    x0, y0, x1, y1 = box
+    assert abs(ink[:, 1].min() - x0) <= 2 and abs(ink[:, 1].max() + 1 - x1) <= 2
+    assert abs((100 - ink[:, 0].max() - 1) - y0) <= 2 and abs((100 - ink[:, 0].min()) - y1) <= 2
+    assert abs(0.5 * (x0 + x1) - 100) < 1 and abs(0.5 * (y0 + y1) - 50) < 1
+    first = sprites._sprite("30°42′", 9, "black", 0, 100.0)  # noqa: SLF001
+    assert sprites._sprite("30°42′", 9, "black", 0, 100.0) is first  # noqa: SLF001
+    w, h = sprites.extent("b", 9, 100.0, rotation=90)
+    w0, h0 = sprites.extent("b", 9, 100.0)
+    assert (w, h) == (h0, w0)
+    for text in ("a", "b", "c", "d"):
+        sprites.draw(renderer, text, 10, 10, size=8)
+    assert len(sprites._items) == 3  # noqa: SLF001
+
+
 # -- viewer on the synthetic data -------------------------------------------------------
 
 
@@ -673,6 +765,85 @@ def test_close_while_rendering_stops_the_render_thread(synth, qtbot, monkeypatch
         _delete_now(viewer)
         qtbot.wait(300)
     assert exceptions == []
+
+
+# -- rendering: the two drawing methods, and what waits for the figure --------------------
+
+
+def _current_ids(dc, cat) -> list[int]:
+    group = _group(dc, CURRENT_SUBSET_LABEL)
+    if group is None:
+        return []
+    mask = next(s for s in group.subsets if s.data is cat).to_mask()
+    return [int(i) for i in np.asarray(cat["clump_id"])[mask]]
+
+
+def _as_array(image) -> np.ndarray:
+    from qtpy.QtGui import QImage
+
+    image = image.convertToFormat(QImage.Format_RGBA8888)
+    w, h = image.width(), image.height()
+    ptr = image.constBits()
+    ptr.setsize(image.sizeInBytes())
+    rows = np.frombuffer(ptr, np.uint8).reshape(h, image.bytesPerLine())
+    return rows[:, :4 * w].reshape(h, w, 4)[..., :3].astype(int)
+
+
+def test_render_methods_show_the_same_figure(synth, qtbot):
+    app, viewer, cube, cat = synth
+    renderer = viewer._renderer  # noqa: SLF001
+    images = {}
+    for fast in (True, False):
+        viewer.state.current_id = 1
+        qtbot.waitUntil(lambda: viewer.rendering_idle, timeout=60000)
+        renderer.fast = fast
+        viewer._cache.clear()  # noqa: SLF001
+        viewer.state.current_id = 2  # drawn now, by this method
+        qtbot.waitUntil(lambda: viewer.display_is_current, timeout=60000)
+        images[fast] = _as_array(viewer.view._image)  # noqa: SLF001
+    a, b = images[True], images[False]
+    assert a.shape == b.shape and a.shape[1] >= 480
+    assert (np.abs(a - b).max(axis=2) > 64).mean() < 0.02
+    assert (a < 128).any(axis=2).mean() > 0.02
+
+
+def test_current_group_follows_the_figure(synth, qtbot, monkeypatch):
+    """A candidate that was not prefetched: glue's "Current candidate" update waits
+    until its figure is on screen (it would hold the GIL while the render thread
+    draws), then follows at once."""
+    from qtpy.QtWidgets import QApplication
+
+    from glue_ssclump.qt import viewer as viewer_module
+
+    app, viewer, cube, cat = synth
+    dc = app.data_collection
+    monkeypatch.setattr(viewer_module, "_GROUP_UPDATE_BACKSTOP_MS", 600_000)
+    qtbot.waitUntil(lambda: viewer.rendering_idle and _current_ids(dc, cat) == [1],
+                    timeout=60000)
+    release = threading.Event()
+    views = render_module.candidate_views
+
+    def held_views(*args, **kwargs):
+        release.wait(30)
+        return views(*args, **kwargs)
+
+    monkeypatch.setattr(render_module, "candidate_views", held_views)
+    viewer._cache.clear()  # noqa: SLF001
+    try:
+        viewer.state.current_id = 3
+        assert not viewer.display_is_current
+        for _ in range(5):
+            QApplication.processEvents()
+        assert _current_ids(dc, cat) == [1]  # not yet: the figure is being drawn
+    finally:
+        release.set()
+    qtbot.waitUntil(lambda: viewer.display_is_current, timeout=60000)
+    qtbot.waitUntil(lambda: _current_ids(dc, cat) == [3], timeout=5000)
+    # a prefetched candidate: shown at once, and the group follows right away
+    qtbot.waitUntil(lambda: viewer.rendering_idle, timeout=60000)
+    viewer.next_candidate()
+    assert viewer.display_is_current
+    qtbot.waitUntil(lambda: _current_ids(dc, cat) == [4], timeout=5000)
 
 
 # -- real data: L1448 13CO -------------------------------------------------------------

@@ -8,19 +8,30 @@ needs a matplotlib ``Figure`` (Qt canvas in the viewer, Agg in the benchmark).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import astropy.units as u
 import numpy as np
+from astropy.visualization.wcsaxes.formatter_locator import (
+    AngleFormatterLocator,
+    ScalarFormatterLocator,
+)
 from astropy.wcs import WCS
+from matplotlib import rcParams
+from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
 from matplotlib.patches import Rectangle
+from matplotlib.path import Path
 from matplotlib.ticker import MaxNLocator
-from matplotlib.transforms import blended_transform_factory
+from matplotlib.transforms import IdentityTransform, blended_transform_factory
 
 from .candidates import CandidateViews, outline_segments
 
-__all__ = ["CubeGeometry", "VerificationFigure", "cube_geometry"]
+__all__ = ["CubeGeometry", "FastVerificationFigure", "TextSprites", "VerificationFigure",
+           "cube_geometry"]
 
 CMAP = "inferno"
 OUTLINE = "#00e5ff"  # the candidate's mask
@@ -345,3 +356,448 @@ def _interp_velocity(velocity: np.ndarray, z: float) -> float:
         return float(velocity[0])
     i = int(np.clip(np.floor(z), 0, n - 2))
     return float(velocity[i] + (z - i) * (velocity[i + 1] - velocity[i]))
+
+
+# -- the fast on-screen figure -------------------------------------------------------------
+#
+# A full matplotlib draw of the five panels costs about a hundred milliseconds of CPU,
+# most of it in WCSAxes' tick machinery and in laying out and rasterising text again
+# for every candidate. FastVerificationFigure draws the same picture onto the same Agg
+# canvas, but: the parts that never change (white page, legend) are drawn once and
+# restored as a bitmap; the data artists (images, outlines, spectra) are drawn by
+# matplotlib; frames and ticks are plain paths; tick positions and labels come from
+# astropy's own WCSAxes formatter-locators (so they read the same); and every string
+# is rasterised once and then copied as a bitmap (TextSprites).
+
+_PT = 1.0 / 72.0  # inch per point
+_TICK_PT = 3.5  # tick length, tick-label pad (matplotlib's defaults)
+_LABELPAD_PT = 4.0
+_TITLEPAD_PT = 4.0
+_TICK_SIZE, _LABEL_SIZE, _TITLE_SIZE = 8.0, 9.0, 9.0
+_EDGE_SAMPLES = 64  # points along a frame edge where the world coordinate is evaluated
+_GRID_SAMPLES = 9  # per side, over a panel (the coordinate's range)
+
+
+class TextSprites:
+    """Strings rasterised once by matplotlib's Agg text renderer, then copied as bitmaps.
+
+    Labels repeat from candidate to candidate (``3.0``, ``30°36′``, titles), and
+    copying a small RGBA bitmap costs a fraction of laying out and rasterising the
+    glyphs again.
+
+    Parameters
+    ----------
+    maxsize : int
+        Number of bitmaps kept (least recently used ones are dropped).
+    """
+
+    _MARGIN = 2  # pixels of transparent border around the ink box
+
+    def __init__(self, maxsize: int = 4096) -> None:
+        self.maxsize = maxsize
+        self._items: dict[tuple, tuple[np.ndarray, float, float, float]] = {}
+        self._props: dict[float, FontProperties] = {}
+        self._gc_renderer: RendererAgg | None = None
+
+    def _sprite(self, text: str, size: float, color: str, rotation: int,
+                dpi: float) -> tuple[np.ndarray, float, float, float]:
+        key = (text, size, color, rotation, dpi)
+        item = self._items.pop(key, None)
+        if item is None:
+            prop = self._props.get(size)
+            if prop is None:
+                prop = self._props[size] = FontProperties(size=size)
+            m = self._MARGIN
+            probe = RendererAgg(1, 1, dpi)
+            w, h, d = probe.get_text_width_height_descent(text, prop, ismath=False)
+            if rotation == 0:
+                width, height = int(np.ceil(w)) + 2 * m, int(np.ceil(h)) + 2 * m
+                x, y = m, height - m - d
+            else:  # 90: the baseline runs upwards, the ascenders point left
+                width, height = int(np.ceil(h)) + 2 * m, int(np.ceil(w)) + 2 * m
+                x, y = m + h - d, height - m
+            scratch = RendererAgg(width, height, dpi)
+            gc = scratch.new_gc()
+            gc.set_foreground(color)
+            scratch.draw_text(gc, x, y, text, prop, rotation)
+            gc.restore()
+            # draw_image wants the bottom row first.
+            rgba = np.asarray(scratch.buffer_rgba())[::-1].copy()
+            ink_w, ink_h = (w, h) if rotation == 0 else (h, w)
+            item = (rgba, ink_w, ink_h, d)
+            if len(self._items) >= self.maxsize:
+                self._items.pop(next(iter(self._items)))
+        self._items[key] = item
+        return item
+
+    def extent(self, text: str, size: float, dpi: float, rotation: int = 0
+               ) -> tuple[float, float]:
+        """Width and height (pixels) of the ink box of ``text``."""
+        _, w, h, _ = self._sprite(text, size, "k", rotation, dpi)
+        return w, h
+
+    def draw(self, renderer: RendererAgg, text: str, x: float, y: float, *, size: float,
+             color: str = "black", rotation: int = 0, ha: str = "center",
+             va: str = "center") -> tuple[float, float, float, float]:
+        """Draw ``text`` aligned to ``(x, y)`` (display pixels, y up).
+
+        Parameters
+        ----------
+        renderer : RendererAgg
+        text : str
+        x, y : float
+            Anchor point.
+        size : float
+            Font size (points).
+        color : str
+        rotation : int
+            0 or 90 (degrees, counter-clockwise).
+        ha, va : str
+            ``'left'`` / ``'center'`` / ``'right'`` and ``'bottom'`` / ``'center'`` /
+            ``'top'`` / ``'baseline'`` (unrotated text): which side of the ink box is
+            at the anchor.
+
+        Returns
+        -------
+        tuple of float
+            The ink box drawn, ``(x0, y0, x1, y1)``.
+        """
+        if not text:
+            return (x, y, x, y)
+        rgba, w, h, descent = self._sprite(text, size, color, rotation, renderer.dpi)
+        x0 = x - {"left": 0.0, "center": 0.5, "right": 1.0}[ha] * w
+        if va == "baseline":
+            y0 = y - descent
+        else:
+            y0 = y - {"bottom": 0.0, "center": 0.5, "top": 1.0}[va] * h
+        gc = renderer.new_gc()
+        renderer.draw_image(gc, round(x0) - self._MARGIN, round(y0) - self._MARGIN, rgba)
+        gc.restore()
+        return (x0, y0, x0 + w, y0 + h)
+
+
+def _simplify_labels(labels: list[str]) -> list[str]:
+    """Drop the leading fields a label shares with the one before (as WCSAxes does).
+
+    ``['3ʰ26ᵐ20ˢ', '3ʰ26ᵐ00ˢ', '3ʰ25ᵐ40ˢ']`` becomes ``['3ʰ26ᵐ20ˢ', '00ˢ', '25ᵐ40ˢ']``.
+    """
+    numeric = "0123456789.+-\N{MINUS SIGN}"
+
+    def last_number_start(label: str) -> int:
+        in_number = False
+        for j in range(len(label) - 1, -1, -1):
+            if in_number and label[j] not in numeric:
+                return j + 1
+            in_number = in_number or label[j] in numeric
+        return 0
+
+    out = list(labels)
+    for i in range(1, len(labels)):
+        t1, t2 = labels[i - 1], labels[i]
+        if t1 == t2:
+            start = last_number_start(t2)
+        else:
+            start = 0
+            for j in range(min(len(t1), len(t2))):
+                if t1[j] != t2[j]:
+                    start = last_number_start(t2[:j + 1])
+                    break
+            else:
+                if len(t2) > len(t1):
+                    start = last_number_start(t2[:len(t1) + 1])
+        out[i] = t2[start:]
+    return out
+
+
+class _WorldTicks:
+    """Ticks of one world coordinate along one frame edge of a map (WCSAxes' rules).
+
+    Parameters
+    ----------
+    geometry : CubeGeometry
+        With a WCS.
+    coord : str
+        ``'lon'``, ``'lat'`` or ``'spec'``.
+    """
+
+    def __init__(self, geometry: CubeGeometry, coord: str) -> None:
+        wcs = geometry.wcs
+        assert wcs is not None
+        w = wcs.wcs
+        self.index = {"lon": w.lng, "lat": w.lat, "spec": w.spec}[coord]
+        self.angle = coord != "spec"
+        self.wrap = coord == "lon"
+        equatorial = geometry.lon_name == "RA"
+        # pixel_to_world_values gives degrees for angles and CUNIT for the spectral axis
+        unit = u.Unit(w.cunit[w.spec]) if coord == "spec" else u.deg
+        if coord == "spec":
+            try:
+                unit.to(_KMS)
+                fl = ScalarFormatterLocator(number=4, unit=unit, format="x.x",
+                                            format_unit=_KMS)
+            except u.UnitsError:  # not a velocity: WCSAxes' default formatting
+                fl = ScalarFormatterLocator(number=4, unit=unit)
+        elif coord == "lon":
+            fl = AngleFormatterLocator(number=4, unit=u.deg,
+                                       format="hh:mm:ss" if equatorial else "d.dd")
+            if equatorial:
+                fl.sep = ("ʰ", "ᵐ", "ˢ")
+        else:
+            fl = AngleFormatterLocator(number=4, unit=u.deg,
+                                       format="dd:mm" if equatorial else "d.dd")
+            if equatorial:
+                fl.sep = ("°", "′", "″")
+        self.fl = fl
+        self.unit = unit
+
+    def locate(self, wcs: WCS, pixels: np.ndarray, t: np.ndarray, grid: np.ndarray
+               ) -> tuple[np.ndarray, list[str]]:
+        """Ticks along an edge.
+
+        Parameters
+        ----------
+        wcs : WCS
+            The cube's WCS.
+        pixels : ndarray
+            ``(3, n)`` pixel positions (x, y, z) of points along the edge.
+        t : ndarray
+            ``(n,)`` the positions along the edge (data coordinates of the panel).
+        grid : ndarray
+            ``(3, m)`` pixel positions covering the whole panel: as in WCSAxes, the
+            tick spacing follows the coordinate's range over the panel.
+
+        Returns
+        -------
+        positions : ndarray
+            Where the ticks cross the edge (same coordinate as ``t``), in order of ``t``.
+        labels : list of str
+        """
+        n = pixels.shape[1]
+        both = np.asarray(wcs.pixel_to_world_values(*np.hstack([pixels, grid]))[self.index],
+                          dtype=float)
+        world, span = both[:n], both[n:]
+        ok = np.isfinite(world)
+        if ok.sum() < 2:
+            return np.empty(0), []
+        t, world = t[ok], world[ok]
+        span = span[np.isfinite(span)]
+        if self.wrap:  # continuous across 0/360 around the first edge point
+            ref = world[0]
+            world = (world - ref + 180.0) % 360.0 - 180.0 + ref
+            span = (span - ref + 180.0) % 360.0 - 180.0 + ref
+        span = np.concatenate([span, world])
+        lo, hi = float(span.min()), float(span.max())
+        if self.angle:  # WCSAxes widens angle ranges by 10 % before choosing the spacing
+            lo, hi = lo - 0.1 * (hi - lo), hi + 0.1 * (hi - lo)
+        values, spacing = self.fl.locator(lo, hi)
+        values = np.atleast_1d(np.asarray(values.to_value(self.unit), dtype=float))
+        positions, kept = [], []
+        for v in values:
+            s = np.sign(world - v)
+            cross = np.flatnonzero(s[:-1] * s[1:] <= 0)
+            if cross.size == 0:
+                continue
+            i = int(cross[0])
+            dw = world[i + 1] - world[i]
+            f = 0.0 if dw == 0 else (v - world[i]) / dw
+            positions.append(t[i] + f * (t[i + 1] - t[i]))
+            kept.append(v % 360.0 if self.wrap else v)
+        if not kept:
+            return np.empty(0), []
+        order = np.argsort(positions)
+        positions = np.asarray(positions)[order]
+        kept_q = np.asarray(kept)[order] * self.unit
+        labels = list(self.fl.formatter(kept_q, spacing))
+        return positions, labels
+
+
+class FastVerificationFigure:
+    """The verification figure, drawn fast onto an Agg canvas (the viewer's screen image).
+
+    Same panels, artists and layout as :class:`VerificationFigure` (which it uses for
+    the artists), but the map axes are plain matplotlib axes whose ticks and labels are
+    computed here from the WCS with WCSAxes' formatter-locators, and each candidate is
+    drawn by :meth:`draw` without a full ``figure.canvas.draw()``: constant parts come
+    from a cached bitmap and all text from :class:`TextSprites`.
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+        An empty figure with a ``FigureCanvasAgg``.
+    """
+
+    def __init__(self, figure: Figure) -> None:
+        self.figure = figure
+        self.artists = VerificationFigure(figure)
+        self.geometry: CubeGeometry | None = None
+        self.sprites = TextSprites()
+        self._background: Any = None
+        self._background_for: tuple | None = None
+        self._world: list[tuple[_WorldTicks, _WorldTicks]] = []
+        self._peak: tuple[int, int, int] = (0, 0, 0)
+
+    def setup(self, geometry: CubeGeometry | None) -> None:
+        """(Re)create the panels for a cube (see :meth:`VerificationFigure.setup`)."""
+        self.geometry = geometry
+        self._background_for = None
+        self._world = []
+        if geometry is None or geometry.wcs is None:
+            self.artists.setup(geometry)
+            return
+        # The artists on plain axes; the world axes are drawn by draw().
+        self.artists.setup(dataclasses.replace(geometry, wcs=None))
+        vlabel = "v (km/s)" if geometry.velocity_unit == "km/s" else "channel"
+        kinds = (("lon", "lat"), ("lon", "spec"), ("lat", "spec"))
+        names = {"lon": geometry.lon_name, "lat": geometry.lat_name, "spec": vlabel}
+        for panel, (xk, yk) in zip(self.artists.maps, kinds, strict=True):
+            panel.ax.set_xlabel(names[xk])
+            panel.ax.set_ylabel(names[yk])
+            self._world.append((_WorldTicks(geometry, xk), _WorldTicks(geometry, yk)))
+
+    def show(self, views: CandidateViews, v_peak: float | None = None,
+             v_cen: float | None = None) -> None:
+        """Update the artists for one candidate (see :meth:`VerificationFigure.show`)."""
+        self.artists.show(views, v_peak, v_cen)
+        self._peak = views.peak_xyz
+
+    def draw(self) -> None:
+        """Draw the figure into its Agg canvas (read it with ``canvas.buffer_rgba()``)."""
+        fig = self.figure
+        canvas = fig.canvas
+        renderer = canvas.get_renderer()
+        key = (renderer.width, renderer.height, renderer.dpi, id(self.geometry))
+        if self.artists.geometry is None or not self.artists.maps:
+            canvas.draw()
+            return
+        if self._background_for != key:
+            self._draw_background(renderer)
+            self._background_for = key
+        canvas.restore_region(self._background)
+        panels = [*self.artists.maps, *self.artists.spectra]
+        self.artists.maps[0].ax.apply_aspect()
+        for i, panel in enumerate(panels):
+            ax = panel.ax
+            children = [a for a in (*ax.images, *ax.lines, *ax.patches) if a.get_visible()]
+            framed = False
+            for artist in sorted(children, key=lambda a: a.get_zorder()):
+                # Between the images / shading and the lines, as in the WCSAxes figure
+                # (outlines along the cut-out's edge stay visible).
+                if not framed and artist.get_zorder() >= 2:
+                    self._draw_frame(renderer, ax)
+                    framed = True
+                artist.draw(renderer)
+            if not framed:
+                self._draw_frame(renderer, ax)
+            world = self._world[i] if i < len(self._world) else None
+            self._draw_axes_text(renderer, ax, world, i)
+
+    # -- pieces ----------------------------------------------------------------------
+
+    def _draw_background(self, renderer: RendererAgg) -> None:
+        """Everything that is the same for every candidate: the page and the legend."""
+        axes = [p.ax for p in (*self.artists.maps, *self.artists.spectra)]
+        for ax in axes:
+            ax.set_visible(False)
+        try:
+            self.figure.canvas.draw()
+        finally:
+            for ax in axes:
+                ax.set_visible(True)
+        self._background = self.figure.canvas.copy_from_bbox(self.figure.bbox)
+
+    @staticmethod
+    def _draw_frame(renderer: RendererAgg, ax: Any) -> None:
+        x0, y0, x1, y1 = ax.bbox.extents
+        gc = renderer.new_gc()
+        gc.set_linewidth(rcParams["axes.linewidth"])
+        gc.set_foreground(rcParams["axes.edgecolor"])
+        gc.set_snap(True)
+        gc.set_joinstyle("miter")
+        path = Path([(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0)], closed=True)
+        renderer.draw_path(gc, path, IdentityTransform())
+        gc.restore()
+
+    def _ticks(self, ax: Any, world: tuple[_WorldTicks, _WorldTicks] | None, panel: int
+               ) -> tuple[tuple[np.ndarray, list[str]], tuple[np.ndarray, list[str]]]:
+        """Tick positions (data coordinates) and labels of the bottom and left edges."""
+        (xa, xb), (ya, yb) = ax.get_xlim(), ax.get_ylim()
+        if world is None:  # spectra and pixel maps: matplotlib's locators and formatters
+            out = []
+            for axis, (a, b) in ((ax.xaxis, (xa, xb)), (ax.yaxis, (ya, yb))):
+                lo, hi = min(a, b), max(a, b)
+                tol = 1e-9 * (hi - lo)
+                values = [v for v in axis.get_major_locator()() if lo - tol <= v <= hi + tol]
+                labels = axis.get_major_formatter().format_ticks(values)
+                out.append((np.asarray(values, dtype=float), list(labels)))
+            return out[0], out[1]
+        geo = self.geometry
+        assert geo is not None and geo.wcs is not None
+        px, py, pz = self._peak
+        tx = np.linspace(xa, xb, _EDGE_SAMPLES)
+        ty = np.linspace(ya, yb, _EDGE_SAMPLES)
+        const = np.full(_EDGE_SAMPLES, 1.0)
+        # Pixel (x, y, z) along the bottom and the left edge; the coordinate that the
+        # map sums over is taken at the candidate's peak.
+        if panel == 0:
+            bottom, left = (tx, ya * const, pz * const), (xa * const, ty, pz * const)
+        elif panel == 1:
+            bottom, left = (tx, py * const, ya * const), (xa * const, py * const, ty)
+        else:
+            bottom, left = (px * const, tx, ya * const), (px * const, xa * const, ty)
+        gx, gy = (g.ravel() for g in np.meshgrid(np.linspace(xa, xb, _GRID_SAMPLES),
+                                                  np.linspace(ya, yb, _GRID_SAMPLES)))
+        gc = np.ones_like(gx)
+        if panel == 0:
+            grid = (gx, gy, pz * gc)
+        elif panel == 1:
+            grid = (gx, py * gc, gy)
+        else:
+            grid = (px * gc, gx, gy)
+        xt = world[0].locate(geo.wcs, np.asarray(bottom), tx, np.asarray(grid))
+        yt = world[1].locate(geo.wcs, np.asarray(left), ty, np.asarray(grid))
+        # WCSAxes orders labels along the frame (left to right; top to bottom) before
+        # dropping repeated fields.
+        xl = _simplify_labels(xt[1])
+        yl = _simplify_labels(yt[1][::-1])[::-1]
+        return (xt[0], xl), (yt[0], yl)
+
+    def _draw_axes_text(self, renderer: RendererAgg, ax: Any,
+                        world: tuple[_WorldTicks, _WorldTicks] | None, panel: int) -> None:
+        dpi = renderer.dpi
+        pt = dpi * _PT
+        tick, pad = _TICK_PT * pt, _TICK_PT * pt
+        (xv, xl), (yv, yl) = self._ticks(ax, world, panel)
+        x0, y0, x1, y1 = ax.bbox.extents
+        trans = ax.transData
+        segments = []
+        xs = trans.transform(np.column_stack([xv, np.full(xv.size, ax.get_ylim()[0])]))[:, 0]
+        ys = trans.transform(np.column_stack([np.full(yv.size, ax.get_xlim()[0]), yv]))[:, 1]
+        for x in xs:
+            segments.append([(x, y0), (x, y0 - tick)])
+        for y in ys:
+            segments.append([(x0, y), (x0 - tick, y)])
+        if segments:
+            verts = np.asarray(segments, dtype=float).reshape(-1, 2)
+            codes = np.tile([Path.MOVETO, Path.LINETO], len(segments))
+            gc = renderer.new_gc()
+            gc.set_linewidth(rcParams["xtick.major.width"])
+            gc.set_foreground(rcParams["xtick.color"])
+            gc.set_snap(True)
+            renderer.draw_path(gc, Path(verts, codes), IdentityTransform())
+            gc.restore()
+        sp = self.sprites
+        bottom = y0 - tick - pad
+        for x, label in zip(xs, xl, strict=True):
+            box = sp.draw(renderer, label, x, y0 - tick - pad, size=_TICK_SIZE, va="top")
+            bottom = min(bottom, box[1])
+        left = x0 - tick - pad
+        for y, label in zip(ys, yl, strict=True):
+            box = sp.draw(renderer, label, x0 - tick - pad, y, size=_TICK_SIZE, ha="right")
+            left = min(left, box[0])
+        labelpad = _LABELPAD_PT * pt
+        sp.draw(renderer, ax.xaxis.label.get_text(), 0.5 * (x0 + x1), bottom - labelpad,
+                size=_LABEL_SIZE, va="top")
+        sp.draw(renderer, ax.yaxis.label.get_text(), left - labelpad, 0.5 * (y0 + y1),
+                size=_LABEL_SIZE, rotation=90, ha="right")
+        sp.draw(renderer, ax.title.get_text(), 0.5 * (x0 + x1), y1 + _TITLEPAD_PT * pt,
+                size=_TITLE_SIZE, va="baseline")

@@ -1,8 +1,10 @@
 """Off-GUI-thread rendering of the verification figure, with prefetching.
 
-A full matplotlib redraw of the five panels (three WCSAxes, two spectra) costs a few
+A full matplotlib redraw of the five panels (three WCSAxes, two spectra) costs over a
 hundred milliseconds of CPU, far more than computing a candidate's cut-out. So the
-figure is rendered by a worker thread into images, and the viewer only displays
+figure is drawn by :class:`~glue_ssclump.qt.figure.FastVerificationFigure` (the same
+picture without a full redraw: cached page, WCS ticks computed directly, text drawn
+from cached bitmaps), by a worker thread, into images, and the viewer only displays
 them:
 
 * the current candidate is rendered first; then the next ones in the navigation
@@ -33,7 +35,7 @@ from qtpy import QtCore, QtGui, QtWidgets
 from qtpy.QtCore import Qt
 
 from .candidates import candidate_views
-from .figure import CubeGeometry, VerificationFigure
+from .figure import CubeGeometry, FastVerificationFigure, VerificationFigure
 
 __all__ = ["FigureView", "ImageCache", "RenderJob", "RenderWorker"]
 
@@ -106,6 +108,9 @@ class RenderWorker:
         self.emitted = 0
         #: (wall s, worker-thread CPU s) of the latest renders, for benchmarks.
         self.timings: deque[tuple[float, float]] = deque(maxlen=1000)
+        #: Draw with FastVerificationFigure; False: a full matplotlib redraw of the
+        #: WCSAxes figure (the earlier way, kept for side-by-side benchmarks).
+        self.fast = True
         self._thread = threading.Thread(target=self._run, name="ssclump-render", daemon=True)
         self._thread.start()
 
@@ -159,9 +164,9 @@ class RenderWorker:
     # -- worker thread -----------------------------------------------------------------
 
     def _run(self) -> None:
-        figure: Figure | None = None
-        vfig: VerificationFigure | None = None
-        setup_for: tuple | None = None
+        # One figure per drawing method (see ``fast``), created on first use.
+        figures: dict[bool, tuple[Figure, FastVerificationFigure | VerificationFigure]] = {}
+        setup_for: dict[bool, tuple] = {}
         while True:
             with self._cond:
                 while not self._stopped and not self._jobs:
@@ -177,21 +182,27 @@ class RenderWorker:
             try:
                 generation, intensity, labels, geo = cube
                 width, height, ratio = job.size
-                if figure is None:
+                fast = bool(self.fast)
+                if fast not in figures:
                     figure = Figure(dpi=DPI)
                     FigureCanvasAgg(figure)
-                    vfig = VerificationFigure(figure)
-                if setup_for != (generation, id(geo)):
-                    vfig.setup(geo)  # type: ignore[union-attr]
-                    setup_for = (generation, id(geo))
+                    figures[fast] = (figure, FastVerificationFigure(figure) if fast
+                                     else VerificationFigure(figure))
+                figure, vfig = figures[fast]
+                if setup_for.get(fast) != (generation, id(geo)):
+                    vfig.setup(geo)
+                    setup_for[fast] = (generation, id(geo))
                 figure.set_dpi(DPI * ratio)
                 figure.set_size_inches(width / DPI, height / DPI)
                 margin_frac, margin_min = job.margins
                 views = candidate_views(intensity, labels, job.cid, job.box,
                                         margin_frac=margin_frac, margin_min=margin_min,
                                         peak_xyz=job.peak, channel_width=geo.channel_width)
-                vfig.show(views, job.v_peak, job.v_cen)  # type: ignore[union-attr]
-                figure.canvas.draw()
+                vfig.show(views, job.v_peak, job.v_cen)
+                if isinstance(vfig, FastVerificationFigure):
+                    vfig.draw()
+                else:
+                    figure.canvas.draw()
                 rgba = np.asarray(figure.canvas.buffer_rgba())
                 h, w = rgba.shape[:2]
                 pixels = rgba.tobytes()  # kept alive until the QImage owns a copy

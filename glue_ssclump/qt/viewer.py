@@ -886,12 +886,12 @@ class VerificationViewer(DataViewer):
         # are held down): glue-qt does a fair amount of work per subset update.
         if not self._group_update_pending:
             self._group_update_pending = True
-            if self.display_is_current:
+            if self.display_is_current or self._current_group is None:
                 QtCore.QTimer.singleShot(0, self._update_current_group)
             else:
-                # Once the figure is on screen (_on_rendered): done now, glue's update
-                # would hold the GIL while the render thread draws. The timer is a
-                # backstop for a render that never comes (superseded, failed).
+                # An existing group follows once the figure is on screen (_on_rendered):
+                # done now, glue's update would hold the GIL while the render thread
+                # draws. The timer is a backstop for a render that never comes.
                 QtCore.QTimer.singleShot(_GROUP_UPDATE_BACKSTOP_MS, self._update_current_group)
 
     def _redraw_current(self, *args: Any) -> None:
