@@ -368,7 +368,8 @@ def merge_cube(out: str | os.PathLike, info: CubeInfo, settings: SurveySettings
     out = Path(out)
     folder = _tile_dir(out, info.key, settings)
     files = sorted(folder.glob("t*.npz")) if folder.is_dir() else []
-    results = [read_tile_result(f) for f in files]
+    # Catalogues first; the mask crops (together about the cube's size) one at a time.
+    results = [read_tile_result(f, labels=False) for f in files]
     unresolved = []
     for r, f in zip(results, files, strict=True):
         if len(r.unresolved):
@@ -378,6 +379,7 @@ def merge_cube(out: str | os.PathLike, info: CubeInfo, settings: SurveySettings
             unresolved.append(un)
     un_table = vstack(unresolved) if unresolved else Table()
     with_rows = [r for r in results if len(r.catalog)]
+    with_files = [f for r, f in zip(results, files, strict=True) if len(r.catalog)]
     if not with_rows:
         return Table(), un_table
     cats = [r.catalog for r in with_rows]
@@ -394,7 +396,7 @@ def merge_cube(out: str | os.PathLike, info: CubeInfo, settings: SurveySettings
     cat.meta.update(source=info.path, rms=info.rms, survey_tiles=len(files))
     cube_dir = out / "cubes" / info.key
     write_catalog(cat, cube_dir / "catalog.fits")
-    _write_mask(cube_dir / "mask.fits", info, with_rows,
+    _write_mask(cube_dir / "mask.fits", info, with_files,
                 [new_id[offsets[k]:offsets[k + 1]] for k in range(len(cats))])
     cat["source_file"] = info.path
     cat["frame"] = info.frame
@@ -439,7 +441,8 @@ def merge_survey(out: str | os.PathLike, infos: Sequence[CubeInfo],
     return merged, vstack(unresolved) if unresolved else Table()
 
 
-def _write_mask(path: Path, info: CubeInfo, results: list, ids: list[np.ndarray]) -> None:
+def _write_mask(path: Path, info: CubeInfo, files: list[Path], ids: list[np.ndarray]
+                ) -> None:
     """The cube's label mask, stitched from the tiles' crops without holding the cube.
 
     The FITS file is laid out on disk and filled through a memory map; written beside
@@ -463,7 +466,8 @@ def _write_mask(path: Path, info: CubeInfo, results: list, ids: list[np.ndarray]
             fh.write(head)
             fh.truncate(total)
         mm = np.memmap(tmp, dtype=">i4", mode="r+", offset=len(head), shape=(nv, ny, nx))
-        for r, lut_ids in zip(results, ids, strict=True):
+        for f, lut_ids in zip(files, ids, strict=True):
+            r = read_tile_result(f)
             lut = np.concatenate([[0], lut_ids]).astype(np.int32)
             box = tuple(slice(o, o + n) for o, n in zip(r.origin, r.labels.shape, strict=True))
             view = mm[box]

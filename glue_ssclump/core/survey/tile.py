@@ -420,14 +420,18 @@ def write_tile_result(path: str | os.PathLike, result: TileResult) -> Path:
     return Path(path)
 
 
-def read_tile_result(path: str | os.PathLike) -> TileResult:
-    """Read a file written by :func:`write_tile_result`."""
+def read_tile_result(path: str | os.PathLike, labels: bool = True) -> TileResult:
+    """Read a file written by :func:`write_tile_result`.
+
+    With ``labels=False`` the mask crop is left on disk (``labels`` is then an empty
+    array): merging reads the crops one at a time.
+    """
     with np.load(path, allow_pickle=False) as npz:
         meta = json.loads(bytes(npz["meta"]).decode())
         catalog = _table_from("cat_", npz, meta["catalog"])
         catalog.meta.update(meta["catalog_meta"])
         unresolved = _table_from("un_", npz, meta["unresolved"])
-        labels = np.array(npz["labels"])
+        labels = np.array(npz["labels"]) if labels else np.zeros((0, 0, 0), np.int32)
     return TileResult(catalog=catalog, labels=labels, origin=tuple(meta["origin"]),
                       unresolved=unresolved, summary=meta["summary"])
 
