@@ -205,7 +205,6 @@ def first_run(qapp, glue_app, tmp_path_factory):
     out = tmp_path_factory.mktemp("models")
     dialog = open_train_dialog(app.session, dc)
     dialog.resize(1200, 840)
-    _wait(qapp, lambda: dialog.warm_up.outcome is not None)  # first-use imports done
     st = dialog.state
     st.catalog_data = cat
     st.use_labels = False

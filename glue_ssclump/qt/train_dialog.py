@@ -49,7 +49,6 @@ from glue.core.data import Data
 from glue.core.data_collection import DataCollection
 from glue.core.exceptions import IncompatibleAttribute
 from glue.core.hub import HubListener
-from matplotlib.figure import Figure
 from qtpy import QtCore, QtWidgets
 
 from ..core.jobs import TrainJob, TrainOutcome, run_job_in_child
@@ -67,9 +66,6 @@ from .worker import Worker, WorkerDialogMixin, guarded, show_message
 log = logging.getLogger(__name__)
 
 __all__ = ["TrainDialog"]
-
-#: Delay between showing the dialog and starting the background imports (ms).
-WARM_UP_DELAY_MS = 1000
 
 _WARN = "#b35900"
 _ERROR = "#c0392b"
@@ -187,7 +183,6 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         self.refresh_counts()
         self.state.add_callback("epochs", self._preview_plots)
         self._preview_plots()
-        self.warm_up = Worker(_warm_up)
 
     # -- messages ------------------------------------------------------------------------
     def show_message(self, level: str, title: str, text: str,
@@ -695,9 +690,6 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         if not self._subscribed:  # closed earlier, shown again from the menu
             self.register_to_hub(self.data_collection.hub)
             self._schedule_refresh()
-        if self.warm_up.started_at is None:
-            # After the first paint (a full plot draw), which it would otherwise slow down.
-            QtCore.QTimer.singleShot(WARM_UP_DELAY_MS, self._start_warm_up)
         # The word-wrapped labels of the right column make it height-for-width
         # dependent, and the box layout then gives the plots less than their minimum:
         # pin it once the style is applied (sizes are only final when shown).
@@ -706,32 +698,7 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
                                + group.contentsMargins().top())
         super().showEvent(event)
 
-    def _start_warm_up(self) -> None:
-        if self.warm_up.started_at is None:
-            self.warm_up.start(QtCore.QThread.LowPriority)
-
     # -- closing -------------------------------------------------------------------------
-
-
-def _warm_up(progress: Any = None) -> None:
-    """Import and initialise what a first run needs on its worker thread.
-
-    ``torch.optim`` pulls in ``torch._dynamo`` (seconds of imports) and the training
-    report is the first PNG written by matplotlib's Agg backend (font and image
-    libraries).  Importing holds the GIL for up to a few tenths of a second at a time,
-    so done during a first epoch it would stall the interface; done on a thread when
-    the dialog opens, it is over by the time the user has chosen the settings.
-    """
-    import io
-
-    import torch
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
-    fig = Figure(figsize=(1, 1), dpi=50)
-    FigureCanvasAgg(fig)
-    fig.text(0.5, 0.5, "warm-up")
-    fig.savefig(io.BytesIO(), format="png")
 
 
 def _all_viewers(app: Any) -> list[Any]:
