@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .core.errors import SSClumpError
+from .core.labels import DEFAULT_BAND, DEFAULT_THRESHOLD
 from .version import __version__
 
 DEFAULT_CUBE = Path(__file__).parent / "data" / "l1448_13co.fits"
@@ -176,8 +177,8 @@ def run_verify(
     epochs: int | None = None,
     init: str = "default",
     device: str = "auto",
-    threshold: float | str = 0.5,
-    band: float = 0.1,
+    threshold: float | str = DEFAULT_THRESHOLD,
+    band: float = DEFAULT_BAND,
     lr: float | None = None,
     batch_size: int | None = None,
     seed: int = 0,
@@ -449,12 +450,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--init", default="default",
                    help="starting model: default (shipped), scratch, or a checkpoint PATH")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument("--threshold", default=0.5, type=_threshold,
+    p.add_argument("--threshold", default=DEFAULT_THRESHOLD, type=_threshold,
                    help="p_clump threshold; 'clusters': call as many candidates clumps as "
                         "the final Constrained-KMeans partition holds; 'elbow': ROC elbow "
-                        "of the labelled candidates (default 0.5)")
-    p.add_argument("--band", type=float, default=0.1,
-                   help="|p_clump - threshold| below this is 'uncertain' (default 0.1)")
+                        f"of the labelled candidates (default {DEFAULT_THRESHOLD})")
+    p.add_argument("--band", type=float, default=DEFAULT_BAND,
+                   help=f"|p_clump - threshold| below this is 'uncertain' (default {DEFAULT_BAND})")
     p.add_argument("--lr", type=float, default=None, help="learning rate")
     p.add_argument("--batch-size", type=int, default=None, help="training batch size")
     p.add_argument("--seed", type=int, default=0, help="random seed")

@@ -122,3 +122,15 @@ def test_dendrogram_cancel_is_honoured():
     with pytest.raises(Cancelled):
         run_detector(np.random.default_rng(0).normal(size=(5, 6, 6)).astype(np.float32),
                      "dendrogram", 0.1, progress=progress)
+
+
+def test_parse_level_is_the_one_parser_of_level_strings():
+    from glue_ssclump.core.detectors.base import parse_level
+
+    assert parse_level("3rms") == (3.0, "rms")
+    assert parse_level(" 2.5 x RMS ") == (2.5, "rms")
+    assert parse_level("rms") == (1.0, "rms")
+    assert parse_level("0.4K") == (0.4, "K")
+    assert parse_level(0.25) == (0.25, "K")
+    with pytest.raises(ValueError):
+        parse_level("three rms")

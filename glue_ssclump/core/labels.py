@@ -25,6 +25,12 @@ LABEL_UNCERTAIN = 2
 LABEL_NAMES = {LABEL_NONE: "", LABEL_NOT_CLUMP: "not clump", LABEL_CLUMP: "clump",
                LABEL_UNCERTAIN: "uncertain"}
 
+#: SS-3D-Clump's verdicts on a candidate (``''`` in a column: not verified).
+VERDICTS = ("clump", "rejected", "uncertain")
+#: Default verdict rule: p(clump) >= threshold is a clump, within ``band`` of it uncertain.
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_BAND = 0.1
+
 #: One colour per verdict, the same on the viewer's buttons, in glue's subset groups and
 #: in plots: clump green, not clump / rejected red, uncertain orange, none grey.
 LABEL_COLOURS = {LABEL_CLUMP: "#2ca02c", LABEL_NOT_CLUMP: "#d62728",

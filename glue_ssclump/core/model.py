@@ -61,6 +61,7 @@ from torch import nn
 
 from .device import resolve_device, tune_cpu_allocator
 from .progress import Progress
+from .samples import SAMPLE_SIZE
 
 __all__ = [
     "ARCHS",
@@ -85,8 +86,8 @@ ARCH_VERSION = "ss3dclump-ref-1"
 CONTEXT_ARCH_VERSION = "ss3dclump-context-1"
 #: Architecture name -> (input channels, arch_version).  'paper' is the reference network.
 ARCHS = {"paper": (1, ARCH_VERSION), "context": (4, CONTEXT_ARCH_VERSION)}
-#: Side of the cubic input sample in voxels.
-INPUT_SIZE = 30
+#: Side of the cubic input sample in voxels: one candidate sample.
+INPUT_SIZE = SAMPLE_SIZE
 #: Width of the feature vector clustered by Constrained-KMeans.
 N_FEATURES = 256
 #: Output classes: 0 = not clump, 1 = clump.

@@ -25,15 +25,20 @@ from .ckmeans import constrained_kmeans
 from .context import ContextSamples
 from .cube import PPVCube, estimate_rms
 from .detectors import DetectionResult, run_detector
-from .labels import LABEL_CLUMP, LABEL_NONE, LABEL_NOT_CLUMP, labels_array, seed_labels
+from .labels import (
+    DEFAULT_BAND,
+    DEFAULT_THRESHOLD,
+    LABEL_CLUMP,
+    LABEL_NONE,
+    LABEL_NOT_CLUMP,
+    labels_array,
+    seed_labels,
+)
 from .model import ARCH_VERSION, INPUT_SIZE, infer
 from .progress import Progress, ensure_progress
 from .samples import CandidateSamples
 from .training import EpochRecord, TrainConfig, TrainResult, load_initial_model, train
 from .verify import cluster_threshold, elbow_threshold, verify_catalog
-
-DEFAULT_THRESHOLD = 0.5
-DEFAULT_BAND = 0.1
 
 
 # -- detection ------------------------------------------------------------------------

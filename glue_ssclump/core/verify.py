@@ -15,6 +15,7 @@ import torch
 from astropy import units as u
 from astropy.table import Column, Table
 
+from .labels import VERDICTS
 from .metrics import roc_elbow
 from .model import infer
 from .progress import Progress
@@ -23,7 +24,6 @@ from .samples import SampleSource
 __all__ = ["VERDICTS", "cluster_threshold", "elbow_threshold", "predict", "verdicts", "verify_catalog"]
 
 #: The verdict strings, in the order clump, rejected, uncertain.
-VERDICTS = ("clump", "rejected", "uncertain")
 
 
 def predict(model: torch.nn.Module, samples: SampleSource, device: str = "auto",

@@ -34,6 +34,7 @@ from ..core.labels import (
     LABEL_NONE,
     LABEL_NOT_CLUMP,
     LABEL_UNCERTAIN,
+    VERDICTS,
 )
 from .factory import KEY
 from .selection import set_subset_group
@@ -58,7 +59,6 @@ P_CLUMP = "p_clump"
 VERDICT = "verdict"
 LABEL = "label"
 #: Verdict categories; ``''`` marks a candidate without a verdict.
-VERDICTS = ("clump", "rejected", "uncertain")
 
 GROUP_CLUMPS = "SS-3D-Clump: clumps"
 GROUP_REJECTED = "SS-3D-Clump: rejected"

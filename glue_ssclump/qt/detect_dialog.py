@@ -31,7 +31,7 @@ from qtpy import QtWidgets
 
 from ..core.cube import PPVCube, estimate_rms
 from ..core.detectors import available_detectors
-from ..core.detectors.base import Detector, Param
+from ..core.detectors.base import Detector, Param, parse_level
 from ..core.jobs import detect_candidates_in_child
 from ..integration.factory import KEY, attach_candidates, ppv_cube_from_data
 from .state import data_label
@@ -137,11 +137,7 @@ class ParamEditor:
         default = self.param.default
         if self.param.kind == "level":
             assert self.unit is not None
-            if isinstance(default, str) and default.strip().lower().endswith("rms"):
-                factor = default.strip().lower()[:-3].rstrip("*x") or "1"
-                self._set_level(float(factor), 0)
-            else:
-                self._set_level(float(default), 1)
+            self._show_level(default)
         elif self.param.kind == "bool":
             self.value.setChecked(bool(default))
         elif self.param.kind == "int":
@@ -194,13 +190,14 @@ class ParamEditor:
             return int(self.value.value())
         return float(self.value.value())
 
+    def _show_level(self, value: Any) -> None:
+        number, unit = parse_level(value)
+        self._set_level(number, 0 if unit == "rms" else 1)
+
     def set(self, value: Any) -> None:
         """Show ``value`` (a level as a number in K or a string such as ``'2.5rms'``)."""
         if self.param.kind == "level":
-            if isinstance(value, str) and value.strip().lower().endswith("rms"):
-                self._set_level(float(value.strip().lower()[:-3].rstrip("*x") or 1), 0)
-            else:
-                self._set_level(float(value), 1)
+            self._show_level(value)
         elif self.param.kind == "bool":
             self.value.setChecked(bool(value))
         elif self.param.kind == "int":

@@ -99,19 +99,28 @@ class Detector:
         return {p.name: convert_value(p, values[p.name], rms) for p in self.params}
 
 
+def parse_level(value: Any) -> tuple[float, str]:
+    """A level as ``(number, unit)``: ``'3rms'``, ``'2.5 x rms'`` -> rms; ``0.4``, ``'0.4K'`` -> K.
+
+    Raises
+    ------
+    ValueError
+        The text is not a number with an optional ``rms`` or ``K`` suffix.
+    """
+    if not isinstance(value, str):
+        return float(value), "K"
+    text = value.strip().lower().replace(" ", "")
+    if text.endswith("rms"):
+        return float(text[:-3].rstrip("*x") or "1"), "rms"
+    return float(text[:-1] if text.endswith("k") else text), "K"
+
+
 def convert_value(param: Param, value: Any, rms: float) -> Any:
     """Convert one user value (number, or string from the CLI) to its kind."""
     try:
         if param.kind == "level":
-            if isinstance(value, str):
-                text = value.strip().lower().replace(" ", "")
-                if text.endswith("rms"):
-                    factor = text[:-3].rstrip("*x") or "1"
-                    return float(factor) * float(rms)
-                if text.endswith("k"):
-                    text = text[:-1]
-                return float(text)
-            return float(value)
+            number, unit = parse_level(value)
+            return number * float(rms) if unit == "rms" else number
         if param.kind == "int":
             as_float = float(value)
             if as_float != int(as_float):
