@@ -39,7 +39,8 @@ from scipy import ndimage as ndi
 from ..detectors import get_detector
 from ..samples import SAMPLE_SIZE
 
-__all__ = ["IslandRule", "island_rule", "recommended_halo", "settled_clumps"]
+__all__ = ["IslandRule", "island_labels", "island_rule", "recommended_halo", "settled_clumps",
+           "unsettled_islands"]
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ def island_rule(method: str, resolved: Mapping[str, Any]) -> IslandRule:
     return IslandRule(None, 1, 2)
 
 
-def _islands(data: np.ndarray, rule: IslandRule, labels: np.ndarray) -> np.ndarray:
+def island_labels(data: np.ndarray, rule: IslandRule, labels: np.ndarray) -> np.ndarray:
     """Island id per voxel (0 = none); every labelled voxel lies in an island."""
     if rule.level is None:
         mask = labels > 0
@@ -111,6 +112,32 @@ def _islands(data: np.ndarray, rule: IslandRule, labels: np.ndarray) -> np.ndarr
         mask = ndi.binary_dilation(mask, structure=np.ones((3, 3, 3), bool), iterations=h)
     isl, _ = ndi.label(mask, structure=np.ones((3, 3, 3), bool))
     return isl
+
+
+def unsettled_islands(isl: np.ndarray, rule: IslandRule,
+                      open_faces: tuple[tuple[bool, bool], ...]) -> np.ndarray:
+    """Per island id (index 0 unused): does it come within the margin of an open face?
+
+    Parameters
+    ----------
+    isl : ndarray of int
+        :func:`island_labels` of a window.
+    rule : IslandRule
+    open_faces : ((lo, hi), ...) per axis
+        ``True`` where the window face is inside the cube (data continue beyond it).
+    """
+    n = int(isl.max()) if isl.size else 0
+    out = np.zeros(n + 1, dtype=bool)
+    m = int(rule.margin)
+    for i, box in enumerate(ndi.find_objects(isl), start=1):
+        if box is None:
+            continue
+        for axis, sl in enumerate(box):
+            lo_open, hi_open = open_faces[axis]
+            if (lo_open and sl.start < m) or (hi_open and sl.stop > isl.shape[axis] - m):
+                out[i] = True
+                break
+    return out
 
 
 def settled_clumps(
@@ -142,7 +169,7 @@ def settled_clumps(
     ids = np.asarray(ids, dtype=np.int64)
     if ids.size == 0:
         return np.zeros(0, dtype=bool), []
-    isl = _islands(data, rule, labels)
+    isl = island_labels(data, rule, labels)
     # Each owned clump's island: the island under any of its voxels (all are the same).
     flat_l = labels.ravel()
     first = np.full(int(flat_l.max()) + 1, -1, dtype=np.int64)

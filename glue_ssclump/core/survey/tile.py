@@ -24,19 +24,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from astropy.table import Table
+from astropy.table import Table, vstack
 from distributed.diagnostics.plugin import WorkerPlugin
+from scipy import ndimage as ndi
 
 from ...version import __version__
 from ..atomic import atomic_path
 from ..catalog import build_catalog
 from ..detectors import get_detector, run_detector
 from ..samples import NOISE_BANK_SHAPE, CandidateSamples, _noise_draws
-from .border import island_rule, settled_clumps
+from .border import island_labels, island_rule, unsettled_islands
 from .tiles import Tile, read_window
 
 __all__ = ["ModelPlugin", "SurveySettings", "TileResult", "process_tile",
            "read_tile_result", "write_tile_result"]
+
+#: Windows one tile may use (the first and its re-runs) before it reports what is left.
+MAX_WINDOWS = 12
 
 #: Name of the worker plugin that holds the verification model.
 PLUGIN_NAME = "glue-ssclump-model"
@@ -182,8 +186,6 @@ def _edge_rejected(method: str, labels: np.ndarray, origin: np.ndarray,
     test) one whose bounding box starts in the first two planes of an axis or ends in
     the last one.
     """
-    from scipy import ndimage as ndi
-
     name = get_detector(method).name.lower()
     out = np.zeros(ids.size, dtype=bool)
     boxes = ndi.find_objects(labels)
@@ -199,18 +201,22 @@ def _edge_rejected(method: str, labels: np.ndarray, origin: np.ndarray,
     return out
 
 
-def _grow(window: tuple[tuple[int, int], ...], boxes: list[tuple[slice, ...]],
+def _grow(window: tuple[tuple[int, int], ...] | None, boxes: list[tuple[slice, ...]],
           origin: np.ndarray, shape: tuple[int, ...], step: int
           ) -> tuple[tuple[int, int], ...]:
-    lo = np.array([a for a, _ in window])
-    hi = np.array([b for _, b in window])
+    """The boxes (window-local) in global voxels, grown by ``step`` (sky axes), clipped,
+    united with ``window`` if given; the spectral axis stays whole."""
+    lo = np.array([a for a, _ in window]) if window else np.array(shape)
+    hi = np.array([b for _, b in window]) if window else np.zeros(3, dtype=np.int64)
+    pad = np.array([0, step, step])
     for box in boxes:
-        blo = np.array([sl.start for sl in box]) + origin - step
-        bhi = np.array([sl.stop for sl in box]) + origin + step
+        blo = np.array([sl.start for sl in box]) + origin - pad
+        bhi = np.array([sl.stop for sl in box]) + origin + pad
         lo = np.minimum(lo, blo)
         hi = np.maximum(hi, bhi)
     lo = np.maximum(lo, 0)
     hi = np.minimum(hi, np.asarray(shape))
+    lo[0], hi[0] = 0, shape[0]
     return tuple((int(a), int(b)) for a, b in zip(lo, hi, strict=True))
 
 
@@ -226,6 +232,11 @@ def _peak_rss_mib() -> float:
 def process_tile(tile: Tile, settings: SurveySettings, out_path: str | None = None
                  ) -> dict:
     """Detect (and verify) one tile; write its result file when ``out_path`` is given.
+
+    The detector runs on the tile's window; owned clumps that the window cannot settle
+    (:mod:`.border`) are detected again in a window around their islands only (grown
+    in doubling steps), until all are settled or the window would exceed
+    ``max_window_factor`` first windows; those left are reported as unresolved.
 
     Parameters
     ----------
@@ -250,20 +261,22 @@ def process_tile(tile: Tile, settings: SurveySettings, out_path: str | None = No
     edge_test = "AllowEdge" in resolved and not resolved["AllowEdge"]
     if edge_test:
         run_params[det.param("AllowEdge").name] = True
-    core_lo = np.array([a for a, _ in tile.core])
-    core_hi = np.array([b for _, b in tile.core])
+    core = tuple(slice(a, b) for a, b in tile.core)
     first_volume = _volume(tile.window)
     limit = settings.max_window_factor * first_volume
     window = tile.window
-    windows = 0
-    t_detect = 0.0
+    parts: list[tuple[Table, np.ndarray, np.ndarray]] = []  # (rows, local labels, origin)
+    taken: set[tuple[int, int, int]] = set()
+    pending = np.zeros((0, 3), dtype=np.int64)  # one voxel of each flagged island
+    unresolved = np.zeros((0, 4), dtype=np.int64)
+    windows, largest, t_detect = 0, 0, 0.0
     while True:
         windows += 1
+        largest = max(largest, _volume(window))
         t1 = time.perf_counter()
         cube = read_window(info.path, info.hdu, window)
         origin = np.array([a for a, _ in window])
         if cube is None:
-            result = _empty_result(tile, settings, origin)
             break
         res = run_detector(cube.data, settings.method, info.rms, run_params)
         labels = res.labels
@@ -272,42 +285,60 @@ def process_tile(tile: Tile, settings: SurveySettings, out_path: str | None = No
         ids = np.asarray(cat["clump_id"], dtype=np.int64)
         peak = np.stack([np.asarray(cat[c], dtype=np.int64)
                          for c in ("peak_z", "peak_y", "peak_x")], axis=1) + origin
-        owned = np.all((peak >= core_lo) & (peak < core_hi), axis=1)
+        isl = island_labels(cube.data, rule, labels)
         open_faces = tuple((window[a][0] > 0, window[a][1] < info.shape[a]) for a in range(3))
-        settled = np.zeros(ids.size, dtype=bool)
-        settled[owned], boxes = settled_clumps(cube.data, labels, ids[owned], rule,
-                                               open_faces)
-        if not boxes:
-            break
-        # Geometric steps: an island that runs on for a long way (diffuse emission
-        # above the lowest level) is reached in a few re-runs, not one per halo.
-        step = max(settings.halo, 2 * rule.margin + 2) * 2 ** (windows - 1)
-        grown = _grow(window, boxes, origin, info.shape, step)
-        if grown == window or _volume(grown) > limit:
-            break
-        window = grown
-    if cube is not None:
-        keep = owned & settled
+        unsettled = unsettled_islands(isl, rule, open_faces)
+        # Islands that may hold clumps of this tile: in the first window those that reach
+        # into the core (a clump cut below MinPix by the face has no row, but its island
+        # still reaches the core); later, those holding a voxel of a flagged island.
+        relevant = np.zeros(unsettled.size, dtype=bool)
+        if windows == 1:
+            local_core = tuple(slice(c.start - o, c.stop - o)
+                               for c, o in zip(core, origin, strict=True))
+            relevant[np.unique(isl[local_core])] = True
+        else:
+            relevant[isl[tuple((pending - origin).T)]] = True
+        relevant[0] = False
+        clump_island = isl.ravel()[_first_voxel(labels, ids)]
+        owned = np.all((peak >= [c.start for c in core]) & (peak < [c.stop for c in core]),
+                       axis=1)
+        owned &= relevant[clump_island]
+        owned &= np.array([tuple(p) not in taken for p in peak.tolist()], dtype=bool)
+        settled = owned & ~unsettled[clump_island]
+        keep = settled.copy()
         if edge_test and keep.any():
             keep[keep] = ~_edge_rejected(settings.method, labels, origin, info.shape,
                                          ids[keep])
-        unresolved = cat[owned & ~settled]
-        unresolved = Table({
-            "peak_x": peak[owned & ~settled, 2], "peak_y": peak[owned & ~settled, 1],
-            "peak_z": peak[owned & ~settled, 0],
-            "npix": np.asarray(unresolved["npix"], dtype=np.int64)})
-        result = _owned_result(tile, settings, cube, cat, labels, ids, keep, peak, origin,
-                               info)
-        result.unresolved = unresolved
+        # A clump settled here is exact, so one settled in an earlier window is the same.
+        taken.update(tuple(p) for p in peak[settled].tolist())
+        if keep.any():
+            parts.append(_kept_part(cat, labels, ids, keep, peak, origin))
+        flagged = owned & ~settled
+        unresolved = np.concatenate([peak[flagged], np.asarray(
+            cat["npix"], dtype=np.int64)[flagged, None]], axis=1)
+        grow = np.flatnonzero(relevant & unsettled)
+        if grow.size == 0 or windows >= MAX_WINDOWS:
+            break
+        boxes = ndi.find_objects(isl)
+        # Only the flagged islands are detected again, in a window around them grown in
+        # geometric steps: an island that runs on for long (diffuse emission above the
+        # lowest level) is reached in a few re-runs.
+        step = max(settings.halo, 2 * rule.margin + 2) * 2 ** (windows - 1)
+        grown = _grow(None, [boxes[i - 1] for i in grow], origin, info.shape, step)
+        if _volume(grown) > limit:
+            break
+        pending = _island_voxels(isl, grow, boxes) + origin
+        window = grown
+    result = _assemble(tile, info, parts, unresolved)
     t_verify = 0.0
     if settings.verify and len(result.catalog):
         t2 = time.perf_counter()
-        result.catalog = _verify(result, cube, origin, info, settings)
+        result.catalog = _verify(result, info, settings)
         t_verify = time.perf_counter() - t2
     result.summary = {
         "cube": info.path, "tile": tile.name, "index": tile.index,
         "clumps": len(result.catalog), "unresolved": len(result.unresolved),
-        "windows": windows, "window_voxels": _volume(window),
+        "windows": windows, "window_voxels": largest,
         "first_window_voxels": first_volume,
         "seconds": time.perf_counter() - t0, "detect_seconds": t_detect,
         "verify_seconds": t_verify, "peak_rss_mib": _peak_rss_mib(), "pid": os.getpid(),
@@ -323,29 +354,36 @@ def process_tile(tile: Tile, settings: SurveySettings, out_path: str | None = No
     return summary
 
 
-def _empty_result(tile: Tile, settings: SurveySettings, origin: np.ndarray) -> TileResult:
-    return TileResult(catalog=Table(), labels=np.zeros((0, 0, 0), np.int32),
-                      origin=tuple(int(v) for v in origin),
-                      unresolved=Table({"peak_x": np.zeros(0, np.int64),
-                                        "peak_y": np.zeros(0, np.int64),
-                                        "peak_z": np.zeros(0, np.int64),
-                                        "npix": np.zeros(0, np.int64)}),
-                      summary={})
+def _first_voxel(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Flat index of one voxel of each clump in ``ids``."""
+    flat = labels.ravel()
+    first = np.zeros(int(flat.max()) + 1 if flat.size else 1, dtype=np.int64)
+    where = np.flatnonzero(flat > 0)
+    first[flat[where][::-1]] = where[::-1]
+    return first[ids]
 
 
-def _owned_result(tile, settings, cube, cat, labels, ids, keep, peak, origin, info
-                  ) -> TileResult:
+def _island_voxels(isl: np.ndarray, which: np.ndarray, boxes: list) -> np.ndarray:
+    """One voxel (window-local v, y, x) of each island in ``which``."""
+    out = np.empty((which.size, 3), dtype=np.int64)
+    for k, i in enumerate(which):
+        box = boxes[i - 1]
+        hit = np.argwhere(isl[box] == i)[0]
+        out[k] = hit + [sl.start for sl in box]
+    return out
+
+
+def _kept_part(cat: Table, labels: np.ndarray, ids: np.ndarray, keep: np.ndarray,
+               peak: np.ndarray, origin: np.ndarray) -> tuple[Table, np.ndarray, np.ndarray]:
+    """The kept rows in global pixels and their voxels (values = row + 1), cropped."""
     rows = np.flatnonzero(keep)
     out = cat[rows]
-    lut = np.zeros(int(labels.max()) + 1 if labels.size else 1, dtype=np.int32)
+    lut = np.zeros(int(labels.max()) + 1, dtype=np.int32)
     lut[ids[rows]] = np.arange(1, rows.size + 1, dtype=np.int32)
     local = lut[labels]
-    if rows.size:
-        nz = np.nonzero(local)
-        lo = np.array([a.min() for a in nz])
-        hi = np.array([a.max() + 1 for a in nz])
-    else:
-        lo = hi = np.zeros(3, dtype=np.int64)
+    nz = np.nonzero(local)
+    lo = np.array([a.min() for a in nz])
+    hi = np.array([a.max() + 1 for a in nz])
     crop = np.ascontiguousarray(local[tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))])
     # Pixel columns in global voxels: integers shift exactly, centroids by a float add.
     for axis, name in ((2, "x"), (1, "y"), (0, "z")):
@@ -354,24 +392,43 @@ def _owned_result(tile, settings, cube, cat, labels, ids, keep, peak, origin, in
         unit = col.unit
         out[f"cen_{name}"] = np.asarray(col, dtype=np.float64) + float(origin[axis])
         out[f"cen_{name}"].unit = unit
-    out["clump_id"] = np.arange(1, rows.size + 1, dtype=np.int64)
-    out["tile"] = np.full(rows.size, tile.name, dtype="U8")
-    out.meta["source"] = info.path
-    return TileResult(catalog=out, labels=crop,
-                      origin=tuple(int(v) for v in origin + lo), unresolved=Table(),
-                      summary={})
+    return out, crop, origin + lo
 
 
-def _verify(result: TileResult, cube, origin, info, settings) -> Table:
+def _assemble(tile: Tile, info, parts: list, unresolved: np.ndarray) -> TileResult:
+    """One catalogue and one mask crop (values = row + 1) from the windows' kept parts."""
+    un = Table({"peak_x": unresolved[:, 2], "peak_y": unresolved[:, 1],
+                "peak_z": unresolved[:, 0], "npix": unresolved[:, 3]})
+    if not parts:
+        return TileResult(catalog=Table(), labels=np.zeros((0, 0, 0), np.int32),
+                          origin=(0, 0, 0), unresolved=un, summary={})
+    lo = np.min([o for _, _, o in parts], axis=0)
+    hi = np.max([o + np.asarray(c.shape) for _, c, o in parts], axis=0)
+    crop = np.zeros(tuple(hi - lo), dtype=np.int32)
+    offset = 0
+    for rows, labels, origin in parts:
+        box = tuple(slice(a, a + n) for a, n in zip(origin - lo, labels.shape, strict=True))
+        on = labels > 0
+        crop[box][on] = labels[on] + offset
+        offset += len(rows)
+    catalog = vstack([rows for rows, _, _ in parts], metadata_conflicts="silent")
+    catalog.meta = dict(parts[0][0].meta)
+    catalog["clump_id"] = np.arange(1, len(catalog) + 1, dtype=np.int64)
+    catalog["tile"] = np.full(len(catalog), tile.name, dtype="U8")
+    catalog.meta["source"] = info.path
+    return TileResult(catalog=catalog, labels=crop, origin=tuple(int(v) for v in lo),
+                      unresolved=un, summary={})
+
+
+def _verify(result: TileResult, info, settings: SurveySettings) -> Table:
     from ..model import infer
     from ..verify import verify_catalog
 
     model = _worker_model(os.fspath(settings.verify), settings.device)
-    # The samples read the window around the crop only: a sample needs a clump's own box.
-    lo = np.asarray(result.origin) - origin
-    box = tuple(slice(int(a), int(a) + n) for a, n in zip(lo, result.labels.shape,
-                                                          strict=True))
-    data = np.ascontiguousarray(cube.data[box])
+    # A sample needs only its clump's own box: read the crop's region of the cube.
+    box = tuple((int(o), int(o) + n) for o, n in zip(result.origin, result.labels.shape,
+                                                     strict=True))
+    data = read_window(info.path, info.hdu, box).data
     cat = result.catalog
     keys = np.ravel_multi_index(
         tuple(np.asarray(cat[c], dtype=np.int64) for c in ("peak_z", "peak_y", "peak_x")),
