@@ -19,9 +19,10 @@ in the cube.  So a clump is *settled* when its island, grown by the detector's
 least ``margin`` voxels (the detector's read-around: box tests, MaxJump, CleanIter)
 away from every face of the window that is not a face of the cube.
 
-An owned clump that is not settled is *flagged*; the tile re-runs the detector on a
-window grown to cover its island (:mod:`.tile`), up to a size limit, and reports the
-clumps it still cannot settle.  The halo only sets how often that happens: it should
+An island that reaches into the core and is not settled is *flagged*, with the owned
+clumps in it; the tile re-runs the detector on a window around the flagged islands
+(:mod:`.tile`), up to a size limit, and reports the owned clumps it still cannot
+settle.  The halo only sets how often that happens: it should
 be at least the largest clump extent you allow plus half the 30^3 sample
 (:func:`recommended_halo`), so that a typical clump and the sample built from it lie
 in the first window.
