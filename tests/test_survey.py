@@ -24,11 +24,12 @@ from glue_ssclump.core.pipeline import detect
 from glue_ssclump.core.survey import (
     CubeInfo,
     IslandRule,
+    island_labels,
     plan_tiles,
     read_tile_result,
     recommended_halo,
     run_survey,
-    settled_clumps,
+    unsettled_islands,
 )
 from glue_ssclump.core.survey.tile import PLUGIN_NAME
 from glue_ssclump.core.synthetic import make_synthetic_cube
@@ -109,22 +110,31 @@ def test_tiles_partition_the_cube_and_halo_rule():
     assert recommended_halo(9) == 24
 
 
-def test_settled_only_when_the_island_keeps_off_open_faces():
+def test_an_island_is_unsettled_near_an_open_face_only():
     data = np.zeros((5, 20, 20), np.float32)
     labels = np.zeros(data.shape, np.int32)
     data[1:4, 1:4, 8:11] = 5.0
     labels[1:4, 1:4, 8:11] = 1                   # 1 voxel from the y-lo face
     data[1:4, 10:13, 10:13] = 5.0
-    labels[1:4, 10:13, 10:13] = 2                # well inside
-    data[2, 13:19, 12] = 4.0                     # island of clump 2 runs to y = 18
+    labels[1:4, 10:13, 10:13] = 2                # well inside...
+    data[2, 13:19, 12] = 4.0                     # ...but its island runs to y = 18
+    data[2, 8, 2] = 1.0                          # below the level: no island
     rule = IslandRule(level=3.0, radius=1, margin=2)
+    isl = island_labels(data, rule, labels)
+    assert isl.max() == 2 and isl[2, 8, 2] == 0
+    one, two = isl[2, 2, 9], isl[2, 11, 11]
     closed = ((False, False),) * 3
-    ok, boxes = settled_clumps(data, labels, np.array([1, 2]), rule, closed)
-    assert ok.tolist() == [True, True] and boxes == []
+    assert not unsettled_islands(isl, rule, closed)[[one, two]].any()  # cube faces
     y_open = ((False, False), (True, True), (False, False))
-    ok, boxes = settled_clumps(data, labels, np.array([1, 2]), rule, y_open)
-    # Clump 2 stays 7 voxels from the faces, but its island reaches y = 18: unsettled.
-    assert ok.tolist() == [False, False] and len(boxes) == 2
+    assert unsettled_islands(isl, rule, y_open)[[one, two]].all()
+    y_lo_open = ((False, False), (True, False), (False, False))
+    assert unsettled_islands(isl, rule, y_lo_open)[[one, two]].tolist() == [True, False]
+    # FellWalker-like radius: islands 3 voxels apart are one.
+    far = IslandRule(level=3.0, radius=4, margin=2)
+    data2 = np.zeros((5, 20, 20), np.float32)
+    data2[2, 5, 5] = data2[2, 5, 8] = 5.0
+    assert island_labels(data2, far, np.zeros_like(labels)).max() == 1
+    assert island_labels(data2, rule, np.zeros_like(labels)).max() == 2
 
 
 # -- tiled == untiled ------------------------------------------------------------------------

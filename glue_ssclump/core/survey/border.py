@@ -40,8 +40,7 @@ from scipy import ndimage as ndi
 from ..detectors import get_detector
 from ..samples import SAMPLE_SIZE
 
-__all__ = ["IslandRule", "island_labels", "island_rule", "recommended_halo", "settled_clumps",
-           "unsettled_islands"]
+__all__ = ["IslandRule", "island_labels", "island_rule", "recommended_halo", "unsettled_islands"]
 
 
 @dataclass(frozen=True)
@@ -139,55 +138,3 @@ def unsettled_islands(isl: np.ndarray, rule: IslandRule,
                 out[i] = True
                 break
     return out
-
-
-def settled_clumps(
-    data: np.ndarray,
-    labels: np.ndarray,
-    ids: np.ndarray,
-    rule: IslandRule,
-    open_faces: tuple[tuple[bool, bool], ...],
-) -> tuple[np.ndarray, list[tuple[slice, ...]]]:
-    """Which of ``ids`` are settled in this window, and the boxes of the unsettled islands.
-
-    Parameters
-    ----------
-    data, labels : ndarray
-        The window and the detector's mask of it.
-    ids : ndarray of int
-        The clumps to judge (the owned ones).
-    rule : IslandRule
-    open_faces : ((lo, hi), ...) per axis
-        ``True`` where the window face is inside the cube (data continue beyond it).
-
-    Returns
-    -------
-    settled : ndarray of bool
-        Per id.
-    boxes : list of tuple of slice
-        Window-local bounding boxes of the islands holding unsettled clumps.
-    """
-    ids = np.asarray(ids, dtype=np.int64)
-    if ids.size == 0:
-        return np.zeros(0, dtype=bool), []
-    isl = island_labels(data, rule, labels)
-    # Each owned clump's island: the island under any of its voxels (all are the same).
-    flat_l = labels.ravel()
-    first = np.full(int(flat_l.max()) + 1, -1, dtype=np.int64)
-    where = np.flatnonzero(flat_l > 0)
-    first[flat_l[where][::-1]] = where[::-1]
-    clump_island = isl.ravel()[first[ids]]
-    boxes = ndi.find_objects(isl)
-    shape = data.shape
-    bad_island: dict[int, tuple[slice, ...]] = {}
-    settled = np.ones(ids.size, dtype=bool)
-    m = int(rule.margin)
-    for k, i in enumerate(clump_island):
-        box = boxes[int(i) - 1]
-        for axis, sl in enumerate(box):
-            lo_open, hi_open = open_faces[axis]
-            if (lo_open and sl.start < m) or (hi_open and sl.stop > shape[axis] - m):
-                settled[k] = False
-                bad_island[int(i)] = box
-                break
-    return settled, list(bad_island.values())
