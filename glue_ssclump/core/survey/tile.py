@@ -17,7 +17,6 @@ import os
 import resource
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -491,11 +490,3 @@ def read_tile_result(path: str | os.PathLike, labels: bool = True) -> TileResult
         labels = np.array(npz["labels"]) if labels else np.zeros((0, 0, 0), np.int32)
     return TileResult(catalog=catalog, labels=labels, origin=tuple(meta["origin"]),
                       unresolved=unresolved, summary=meta["summary"])
-
-
-def settings_from_mapping(d: Mapping[str, Any]) -> SurveySettings:
-    """Rebuild settings saved as JSON (``survey.json``)."""
-    d = dict(d)
-    d["tile"] = tuple(d.get("tile", (256, 256)))
-    return SurveySettings(**d)
-
