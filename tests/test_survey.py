@@ -203,6 +203,19 @@ def test_rerun_skips_finished_tiles_and_ignores_partial_files(client, cubes, ref
     _assert_same_catalog(reference.catalog, res.catalog, skip=())
     assert len(read_tile_result(tiles[0]).catalog) >= 0
 
+    # A damaged result file: that cube is reported and the file removed; the next run
+    # recomputes the tile and the catalogue is whole again.
+    tiles[5].write_bytes(b"not a tile result")
+    res = run_survey([os.fspath(cubes["a"]), os.fspath(cubes["b"])], "clumpfind", out,
+                     tile=(24, 24), halo=HALO, client=client)
+    (name, msg), = res.failures.items()
+    assert "unreadable" in msg and not tiles[5].exists()
+    assert 0 < len(res.catalog) < len(reference.catalog)
+    res = run_survey([os.fspath(cubes["a"]), os.fspath(cubes["b"])], "clumpfind", out,
+                     tile=(24, 24), halo=HALO, client=client)
+    assert res.ok and res.tiles_run == 1
+    _assert_same_catalog(reference.catalog, res.catalog, skip=())
+
 
 def test_worker_killed_mid_run_then_catalogue_unchanged(client, cubes, reference, tmp_path):
     killed = []

@@ -233,7 +233,8 @@ def run_survey(
         infos = [i for i in infos if i.path not in spectral]
         result.cubes = infos
         _run_tiles(client, infos, out, settings, retries, gpu, result, emit)
-        result.catalog, result.unresolved = merge_survey(out, result.cubes, settings, client)
+        result.catalog, result.unresolved = merge_survey(out, result.cubes, settings, client,
+                                                         result.failures)
     finally:
         if own_client:
             client.close()
@@ -369,7 +370,7 @@ def merge_cube(out: str | os.PathLike, info: CubeInfo, settings: SurveySettings
     folder = _tile_dir(out, info.key, settings)
     files = sorted(folder.glob("t*.npz")) if folder.is_dir() else []
     # Catalogues first; the mask crops (together about the cube's size) one at a time.
-    results = [read_tile_result(f, labels=False) for f in files]
+    results = [_read_checked(f) for f in files]
     unresolved = []
     for r, f in zip(results, files, strict=True):
         if len(r.unresolved):
@@ -406,8 +407,21 @@ def merge_cube(out: str | os.PathLike, info: CubeInfo, settings: SurveySettings
     return cat, un_table
 
 
+def _read_checked(path: Path):
+    """A tile result; an unreadable one (a damaged disk, a foreign file) is removed so
+    that the next run computes the tile again, and reported."""
+    try:
+        return read_tile_result(path, labels=False)
+    except Exception as exc:  # noqa: BLE001 - any damage means: recompute the tile
+        path.unlink(missing_ok=True)
+        raise SurveyInputError(
+            f"{path} was unreadable ({type(exc).__name__}: {exc}) and has been removed; "
+            "run the survey again to recompute that tile") from None
+
+
 def merge_survey(out: str | os.PathLike, infos: Sequence[CubeInfo],
-                 settings: SurveySettings, client: Any = None) -> tuple[Table, Table]:
+                 settings: SurveySettings, client: Any = None,
+                 failures: dict[str, str] | None = None) -> tuple[Table, Table]:
     """Merge every cube (:func:`merge_cube`, as dask tasks when ``client`` is given).
 
     Returns
@@ -417,15 +431,35 @@ def merge_survey(out: str | os.PathLike, infos: Sequence[CubeInfo],
         (also written to ``OUT/survey_catalog.fits``).
     unresolved : Table
         Owned clumps that could not be settled, with ``source_file`` and ``tile``.
+
+    A cube whose merge fails is left out and its error goes to ``failures`` (keyed by
+    the cube's path) when given, else it is raised.
     """
     out = Path(out)
     if client is not None:
+        from distributed import wait
+
         futures = [client.submit(merge_cube, os.fspath(out), info, settings, pure=False,
                                  key=f"merge-{info.key}-{settings.digest()}")
                    for info in infos]
-        parts = client.gather(futures)
+        wait(futures)
+        outcomes = [(f.result(), None) if f.status == "finished" else (None, f.exception())
+                    for f in futures]
     else:
-        parts = [merge_cube(out, info, settings) for info in infos]
+        outcomes = []
+        for info in infos:
+            try:
+                outcomes.append((merge_cube(out, info, settings), None))
+            except Exception as exc:  # noqa: BLE001 - reported per cube below
+                outcomes.append((None, exc))
+    parts = []
+    for info, (part, exc) in zip(infos, outcomes, strict=True):
+        if exc is None:
+            parts.append(part)
+        elif failures is None:
+            raise exc
+        else:
+            failures[info.path] = _error_text(exc)
     tables = [cat for cat, _ in parts if len(cat)]
     unresolved = [un for _, un in parts if len(un)]
     if tables:
