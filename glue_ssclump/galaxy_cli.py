@@ -58,13 +58,14 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 # --- train ----------------------------------------------------------------------------
 #: The recipe of the shipped model (``ssclump galaxy train --default``).
-DEFAULT_RECIPE = {"n_train": 600, "seed": 0, "epochs": 3, "batch_size": 4, "lr": 1e-3,
-                  "crop": 128}
+DEFAULT_RECIPE = {"n_train": 600, "seed": 0, "epochs": 3, "stop_after": 2, "batch_size": 4,
+                  "lr": 1e-3, "crop": 128}
 
 
 def run_train(out: str | Path, *, n_train: int, seed: int, epochs: int, batch_size: int,
               lr: float, crop: int | None, arch: str, device: str = "auto",
-              quiet: bool = False, init: str | None = None) -> Path:
+              quiet: bool = False, init: str | None = None, stop_after: int | None = None
+              ) -> Path:
     """Train a detector on synthetic galaxies and save it (float16 weights) to ``out``,
     after every epoch and at the end."""
     from .core.galaxy import load_galaxy_checkpoint, save_galaxy_checkpoint, train_detector
@@ -84,7 +85,7 @@ def run_train(out: str | Path, *, n_train: int, seed: int, epochs: int, batch_si
         model, history = train_detector(
             n_train=n_train, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
             crop=crop, arch=arch, init=start_model, device=device, progress=progress,
-            on_epoch=on_epoch, checkpoint=out)
+            on_epoch=on_epoch, checkpoint=out, stop_after=stop_after)
     wall = time.perf_counter() - t0
     model.metadata["training"]["wall_seconds"] = round(wall, 1)
     path = save_galaxy_checkpoint(out, model)
@@ -102,6 +103,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         value = getattr(args, key)
         if value is not None:
             recipe[key] = value
+    if not args.default and args.stop_after is None:
+        recipe["stop_after"] = None  # only the shipped recipe stops early
     if args.default:
         out = args.out or DEFAULT_MODEL_PATH
     elif args.out:
@@ -294,6 +297,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--batch-size", dest="batch_size", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--crop", type=int, default=None, help="training crop side in px")
+    p.add_argument("--stop-after", dest="stop_after", type=int, default=None,
+                   help="run only the first N epochs of the --epochs learning-rate schedule")
     p.add_argument("--init", default=None, help="fine-tune this checkpoint")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")

@@ -106,6 +106,7 @@ def train_detector(
     progress: Progress | None = None,
     on_epoch: Callable[[dict], None] | None = None,
     checkpoint: str | os.PathLike | None = None,
+    stop_after: int | None = None,
 ) -> tuple[GalaxyModel, list[dict]]:
     """Train a Faster R-CNN clump detector.
 
@@ -134,6 +135,9 @@ def train_detector(
     checkpoint : path, optional
         Save the model here (atomically) after every epoch, so a long run that is
         stopped still leaves the last completed epoch's model.
+    stop_after : int, optional
+        Run only the first ``stop_after`` epochs of the ``epochs``-long learning-rate
+        schedule (reproduces a run that was stopped there).
 
     Returns
     -------
@@ -177,10 +181,11 @@ def train_detector(
     config = {"n_images": len(samples), "synthetic_seed": seed if synthetic else None,
               "epochs": epochs, "batch_size": batch_size, "lr": lr,
               "weight_decay": weight_decay, "crop": crop, "warmup": warmup,
-              "optimizer": "Adam", "device": str(dev), "threads": torch.get_num_threads()}
+              "optimizer": "Adam", "device": str(dev), "threads": torch.get_num_threads(),
+              "stop_after": stop_after}
     step = 0
     train_progress = progress.span(0.1, 1.0)
-    for epoch in range(epochs):
+    for epoch in range(epochs if stop_after is None else min(stop_after, epochs)):
         net.train()
         t0 = time.perf_counter()
         order = rng.permutation(len(samples))
