@@ -14,6 +14,7 @@ from glue_ssclump.core.verify import (
     cluster_threshold,
     elbow_threshold,
     predict,
+    seed_f1_threshold,
     verdicts,
     verify_catalog,
 )
@@ -115,3 +116,14 @@ def test_cluster_threshold_calls_the_given_share():
     assert cluster_threshold([], 0.5) == 1.0
     with pytest.raises(ValueError, match="clump_fraction"):
         cluster_threshold(p, 1.5)
+
+
+def test_seed_f1_threshold_maximises_f1_on_the_labels():
+    p = np.array([0.95, 0.9, 0.4, 0.35, 0.3, 0.1, 0.05])
+    labels = np.array([1, 1, 1, 0, 1, 0, 0])
+    t = seed_f1_threshold(p, labels)
+    # calling the top 5 (one false among them) gives F1 8/9, the best cut here
+    assert 0.1 < t < 0.3 and np.sum(p >= t) == 5
+    assert seed_f1_threshold(np.array([0.2, 0.8]), np.array([0, 1])) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="both classes"):
+        seed_f1_threshold(p[:2], labels[:2])

@@ -38,7 +38,7 @@ from .model import ARCH_VERSION, INPUT_SIZE, infer
 from .progress import Progress, ensure_progress
 from .samples import CandidateSamples
 from .training import EpochRecord, TrainConfig, TrainResult, load_initial_model, train
-from .verify import cluster_threshold, elbow_threshold, verify_catalog
+from .verify import cluster_threshold, elbow_threshold, seed_f1_threshold, verify_catalog
 
 
 # -- detection ------------------------------------------------------------------------
@@ -200,14 +200,16 @@ def verify(
     train_model : bool, optional
         Train before verifying; default: when ``labels`` holds seeds.  ``False`` is
         "verify only" (apply ``init`` as it is).
-    threshold : float, 'clusters' or 'elbow'
+    threshold : float, 'clusters', 'elbow' or 'seeds'
         p(clump) at which a candidate is a clump.  'clusters' calls as many candidates
         clumps as the final Constrained-KMeans partition (seeded by the labelled
         candidates) put in the clump cluster (:func:`~glue_ssclump.core.verify.
         cluster_threshold`; after training, the partition of its last epoch over the
         pool; in verify-only mode, a partition of the model's features); 'elbow' takes
         the ROC elbow of the labelled candidates (which training has seen, so their
-        probabilities are optimistic).
+        probabilities are optimistic); 'seeds' the cut with the best F1 on them (meant
+        for a pretrained model applied without training, ``train_model=False``, as the
+        context verifier is used in docs/verifier.md).
     uncertain_band : float
         ``|p - threshold| <`` band is 'uncertain'.
     pool : ndarray of bool, optional
@@ -266,8 +268,8 @@ def verify(
     samples = sample_cls(data, labels_mask, clump_ids=ids, rms=rms, seed=sample_seed)
     # Checked before training: a bad rule must not cost a training run.
     rule = threshold if isinstance(threshold, str) else "fixed"
-    if rule not in ("fixed", "clusters", "elbow"):
-        raise ValueError(f"threshold must be a number, 'clusters' or 'elbow', not "
+    if rule not in ("fixed", "clusters", "elbow", "seeds"):
+        raise ValueError(f"threshold must be a number, 'clusters', 'elbow' or 'seeds', not "
                          f"{threshold!r}")
     known = seeds >= 0
     if rule != "fixed" and np.unique(seeds[known]).size < 2:
@@ -304,6 +306,8 @@ def verify(
         threshold = cluster_threshold(p[in_pool], fraction)
     elif rule == "elbow":
         threshold = elbow_threshold(p[known], seeds[known])
+    elif rule == "seeds":
+        threshold = seed_f1_threshold(p[known], seeds[known])
     out = verify_catalog(catalog, p, float(threshold), uncertain_band)
     out.meta["ssclump_threshold_rule"] = rule
     out["label"] = codes.astype(np.int16)
