@@ -269,14 +269,14 @@ CONTEXT_TRAIN_METHODS = ("clumpfind", "fellwalker")
 
 
 def train_context_default(out_path: str | Path, seeds: Sequence[int] = CONTEXT_TRAIN_SEEDS,
-                          passes: int = 4, progress: Progress | None = None,
-                          log: Any = None) -> dict[str, Any]:
+                          passes: int = 4, augment: bool = True,
+                          progress: Progress | None = None, log: Any = None) -> dict[str, Any]:
     """Pretrain the shipped ``arch='context'`` model on morphology-truth cubes.
 
     Supervised on the truth of every candidate (synthetic cubes have it) of
     ``seeds`` x :data:`CONTEXT_TRAIN_PRESETS` x :data:`CONTEXT_TRAIN_METHODS`, Adam
-    (lr 1e-3, batch 64), ``passes`` passes with random flips (:class:`FlipAugment`),
-    then BatchNorm statistics recomputed.  On a new cube the paper's loop fine-tunes it
+    (lr 1e-3, batch 64), ``passes`` passes with random flips (:class:`FlipAugment`,
+    unless ``augment`` is False), then BatchNorm statistics recomputed.  On a new cube the paper's loop fine-tunes it
     from a few seeds, as it does the paper's default model.
 
     Returns
@@ -301,14 +301,16 @@ def train_context_default(out_path: str | Path, seeds: Sequence[int] = CONTEXT_T
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = build_model("context")
-    supervised_train(FlipAugment(source), truth, model, config, progress=progress)
+    supervised_train(FlipAugment(source) if augment else source, truth, model, config,
+                     progress=progress)
     meta = {"trained_on": {"presets": list(CONTEXT_TRAIN_PRESETS),
                            "cube_seeds": list(map(int, seeds)),
                            "detectors": list(CONTEXT_TRAIN_METHODS),
                            "n_candidates": int(truth.size), "labels": "all (synthetic truth)",
-                           "augmentation": "flips v/y/x, y-x transpose"},
+                           "augmentation": ("flips v/y/x, y-x transpose" if augment
+                                            else "none")},
             "training": config.to_dict(),
-            "command": "python -c 'from glue_ssclump.core.pretrain import "
-                       "train_context_default as t; t(\"ss3dclump_context.pt\")'"}
+            "command": f"train_context_default(out, seeds={tuple(map(int, seeds))}, "
+                       f"passes={passes}, augment={augment})"}
     save_checkpoint(out_path, model, meta)
     return meta
