@@ -33,7 +33,7 @@ from ..core.atomic import write_atomic
 from ..core.catalog import write_catalog
 from ..core.cube import mask_header
 from ..core.labels import LABEL_NONE, write_labels_csv
-from .factory import KEY, META_HEADER, META_PARAMS, META_ROLE, cube_data_for
+from .pairing import KEY, META_HEADER, META_PARAMS, META_ROLE, component_names, cube_data_for
 
 __all__ = [
     "CATALOG_FORMATS",
@@ -208,7 +208,7 @@ def mask_cube_hdu(obj: Data | Subset) -> fits.PrimaryHDU:
     data, mask = _split(obj)
     if _is_cube(data):
         cube_data = data
-        if KEY not in _labels(cube_data):
+        if KEY not in component_names(cube_data):
             raise ValueError(f"cube {cube_data.label!r} has no {KEY!r} component; "
                              "detect candidates first")
         labels = np.asarray(cube_data[KEY])
@@ -253,10 +253,6 @@ def export_mask_cube(obj: Data | Subset, path: PathLike, overwrite: bool = True)
     return write_atomic(path, lambda tmp: hdu.writeto(tmp))  # never a half-written mask
 
 
-def _labels(data: Data) -> list[str]:
-    return [cid.label for cid in data.main_components]
-
-
 def labels_from(obj: Data | Subset | Table) -> dict[int, int]:
     """Manual labels ``{clump_id: code}`` (unlabelled rows left out).
 
@@ -271,7 +267,7 @@ def labels_from(obj: Data | Subset | Table) -> dict[int, int]:
         data, mask = _split(obj)
         if data.meta.get(META_ROLE) == "cube" or _is_cube(data):
             raise ValueError(f"{data.label!r} is a cube; export labels from its catalogue")
-        if "label" not in _labels(data):
+        if "label" not in component_names(data):
             raise ValueError(
                 f"catalogue {data.label!r} has no 'label' component: no candidate has been "
                 "labelled yet"

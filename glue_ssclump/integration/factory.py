@@ -44,6 +44,19 @@ from ..core.detectors import DetectorError, available_detectors
 from ..core.detectors.registry import PLUGIN_ERRORS
 from ..core.pipeline import detect
 from ..core.progress import Progress, ensure_progress
+from .links import catalogs_of, link_candidates
+from .pairing import (
+    CUBE_COMPONENT,
+    KEY,
+    META_CUBE,
+    META_DETECTOR,
+    META_HEADER,
+    META_PARAMS,
+    META_RMS,
+    META_ROLE,
+    catalog_data_for,
+    cube_data_for,
+)
 
 __all__ = [
     "CUBE_COMPONENT",
@@ -67,20 +80,6 @@ __all__ = [
 FACTORY_LABEL = "PPV cube + clump candidates (glue-ssclump)"
 #: Detector the factory runs unless told otherwise (the paper's ClumpFind settings).
 DEFAULT_METHOD = "clumpfind"
-#: Component of the cube dataset holding the intensities.
-CUBE_COMPONENT = "intensity"
-#: Candidate id: the label-mask component of the cube and the catalogue's key column.
-KEY = "clump_id"
-
-# Data.meta keys (plain strings / numbers, so glue sessions save them).
-META_ROLE = "ssclump_role"  # "cube" or "catalog"
-META_CUBE = "ssclump_cube_uuid"  # catalogue: uuid of the cube dataset it describes
-META_HEADER = "ssclump_header"  # cube: 3D FITS header (spectral km/s), for mask export
-META_LINKED = "ssclump_linked"  # catalogue: links were added (or offered) once
-META_DETECTOR = "ssclump_detector"
-META_RMS = "ssclump_rms"
-META_PARAMS = "ssclump_params"  # JSON
-
 _PROGRESS: ContextVar[Progress | None] = ContextVar("glue_ssclump_factory_progress", default=None)
 
 
@@ -467,8 +466,6 @@ def attach_candidates(
     Data
         The catalogue dataset.
     """
-    from .links import catalogs_of, link_candidates
-
     if cube_data not in data_collection:
         raise ValueError(f"dataset {cube_data.label!r} is not in this data collection")
     labels = _as_labels(labels, cube_data.shape)
@@ -533,25 +530,3 @@ def detect_in_data(
     """
     labels, table = compute_candidates(cube_data, method, params, rms, progress)
     return attach_candidates(data_collection, cube_data, labels, table)
-
-
-def cube_data_for(catalog_data: Data) -> Data | None:
-    """The cube dataset a catalogue is joined to on ``clump_id`` (``None`` if none).
-
-    Uses the catalogue's key joins (``Data.join_on_key`` / glue's ``JoinLink``), so it
-    needs no data collection.
-    """
-    for other, (own, theirs) in getattr(catalog_data, "_key_joins", {}).items():
-        if len(own) == 1 and len(theirs) == 1 and own[0].label == KEY \
-                and theirs[0].label == KEY and other.ndim == 3:
-            return other
-    return None
-
-
-def catalog_data_for(cube_data: Data) -> Data | None:
-    """The catalogue dataset joined to a cube on ``clump_id`` (``None`` if none)."""
-    for other, (own, theirs) in getattr(cube_data, "_key_joins", {}).items():
-        if len(own) == 1 and len(theirs) == 1 and own[0].label == KEY \
-                and theirs[0].label == KEY and other.ndim == 1:
-            return other
-    return None

@@ -38,7 +38,7 @@ from glue.core.data import Data
 from glue.core.data_collection import DataCollection
 from glue.core.link_helpers import JoinLink
 
-from .factory import KEY, META_CUBE, META_LINKED, META_ROLE
+from .pairing import KEY, META_CUBE, META_LINKED, META_ROLE, component
 
 log = logging.getLogger(__name__)
 
@@ -74,13 +74,6 @@ def _world_cid(cube_data: Data, fits_axis: int) -> ComponentID:
     return cube_data.world_component_ids[cube_data.ndim - 1 - fits_axis]
 
 
-def _main(data: Data, name: str) -> ComponentID | None:
-    for cid in data.main_components:
-        if cid.label == name:
-            return cid
-    return None
-
-
 def candidate_links(cube_data: Data, catalog_data: Data) -> list[Any]:
     """The links a cube / catalogue pair needs (not yet added anywhere).
 
@@ -99,7 +92,7 @@ def candidate_links(cube_data: Data, catalog_data: Data) -> list[Any]:
         one-way :class:`~glue.core.component_link.ComponentLink` objects to the cube's
         world coordinates (skipped, with a log message, when units do not allow it).
     """
-    cube_key, cat_key = _main(cube_data, KEY), _main(catalog_data, KEY)
+    cube_key, cat_key = component(cube_data, KEY), component(catalog_data, KEY)
     if cube_key is None or cat_key is None:
         raise ValueError(
             f"both datasets need a {KEY!r} component to be joined "
@@ -116,7 +109,7 @@ def candidate_links(cube_data: Data, catalog_data: Data) -> list[Any]:
     targets = (("peak_lon", w.lng, u.deg), ("peak_lat", w.lat, u.deg),
                ("peak_vel", w.spec, _KMS))
     for column, axis, cat_unit in targets:
-        source = _main(catalog_data, column)
+        source = component(catalog_data, column)
         if source is None:
             continue
         world = _world_cid(cube_data, axis)

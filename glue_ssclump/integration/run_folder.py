@@ -14,7 +14,7 @@ from typing import Any
 
 from glue.core.data import Data
 
-from .factory import cube_data_for
+from .pairing import cube_data_for
 
 __all__ = ["default_output_dir", "new_run_dir", "slug"]
 

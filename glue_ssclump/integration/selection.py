@@ -23,7 +23,7 @@ from glue.core.data_collection import DataCollection
 from glue.core.subset import ElementSubsetState, SubsetState
 from glue.core.subset_group import SubsetGroup
 
-from .factory import KEY
+from .pairing import KEY
 
 __all__ = [
     "candidates_in_region",

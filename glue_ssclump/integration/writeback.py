@@ -36,7 +36,7 @@ from ..core.labels import (
     LABEL_UNCERTAIN,
     VERDICTS,
 )
-from .factory import KEY
+from .pairing import KEY, component
 from .selection import set_subset_group
 
 __all__ = [
@@ -99,13 +99,6 @@ class VerdictScheme:
 #: SS-3D-Clump's verdicts on PPV candidates (what :func:`write_verdicts` uses by default).
 SS3D_SCHEME = VerdictScheme(VERDICTS, tuple((group, value, LABEL_COLOURS[code])
                                             for group, value, code in _VERDICT_GROUPS))
-
-
-def _own_cid(data: Data, name: str) -> Any:
-    for cid in data.main_components:
-        if cid.label == name:
-            return cid
-    return None
 
 
 def _rows(catalog_data: Data, clump_id: np.ndarray | None, n_values: int) -> np.ndarray | None:
@@ -199,7 +192,7 @@ def write_verdicts(
     if p_clump is not None:
         values = np.asarray(p_clump, dtype=float).ravel()
         rows = _rows(catalog_data, clump_id, values.size)
-        cid = _own_cid(catalog_data, P_CLUMP)
+        cid = component(catalog_data, P_CLUMP)
         current = None if cid is None else catalog_data[cid]
         merged = _merged(current, values, rows, np.nan, float, n)
         if cid is None:
@@ -213,7 +206,7 @@ def write_verdicts(
             raise ValueError(f"label codes must be one of {_LABEL_CODES}; got "
                              f"{sorted(set(np.unique(values).tolist()) - set(_LABEL_CODES))}")
         rows = _rows(catalog_data, clump_id, values.size)
-        cid = _own_cid(catalog_data, LABEL)
+        cid = component(catalog_data, LABEL)
         current = None if cid is None else catalog_data[cid]
         merged = _merged(current, values, rows, LABEL_NONE, np.int64, n)
         if cid is None:
@@ -230,7 +223,7 @@ def write_verdicts(
             raise ValueError(f"verdicts must be one of {scheme.verdicts} (or '' for none); "
                              f"got {sorted(unknown)}")
         rows = _rows(catalog_data, clump_id, values.size)
-        cid = _own_cid(catalog_data, VERDICT)
+        cid = component(catalog_data, VERDICT)
         current = None if cid is None else np.asarray(
             catalog_data.get_component(cid).labels, dtype=str)
         merged = _merged(current, values, rows, "", categories.dtype, n)
@@ -274,14 +267,14 @@ def update_verdict_subsets(data_collection: DataCollection, catalog_data: Data,
         Group label -> SubsetGroup, for the groups whose column exists.
     """
     groups: dict[str, SubsetGroup] = {}
-    vcid = _own_cid(catalog_data, VERDICT)
+    vcid = component(catalog_data, VERDICT)
     if vcid is not None:
         categories = list(np.asarray(catalog_data.get_component(vcid).categories).tolist())
         for group_label, value, colour in scheme.groups:
             codes = [categories.index(value)] if value in categories else []
             groups[group_label] = set_subset_group(
                 data_collection, group_label, CategorySubsetState(vcid, codes), color=colour)
-    lcid = _own_cid(catalog_data, LABEL)
+    lcid = component(catalog_data, LABEL)
     if lcid is not None:
         for group_label, code in _LABEL_GROUPS:
             groups[group_label] = set_subset_group(

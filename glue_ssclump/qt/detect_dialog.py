@@ -33,7 +33,8 @@ from ..core.cube import PPVCube, estimate_rms
 from ..core.detectors import available_detectors
 from ..core.detectors.base import Detector, Param, parse_level
 from ..core.jobs import detect_candidates_in_child
-from ..integration.factory import KEY, attach_candidates, ppv_cube_from_data
+from ..integration.factory import attach_candidates, ppv_cube_from_data
+from ..integration.pairing import KEY
 from .state import data_label
 from .worker import (
     Worker,

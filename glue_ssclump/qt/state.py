@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from echo import CallbackProperty, SelectionCallbackProperty
-from glue.core.data import BaseData
 from glue.viewers.common.state import ViewerState
 
-__all__ = ["ORDERS", "VerificationViewerState", "data_label", "is_catalog", "is_cube"]
+from ..integration.pairing import is_catalog, is_cube
+
+__all__ = ["ORDERS", "VerificationViewerState", "data_label"]
 
 #: Navigation orders: state value -> label shown in the options panel.
 ORDERS = {
@@ -18,21 +19,6 @@ ORDERS = {
     "random": "Random sample (seeded)",
     "list": "Given list of ids",
 }
-
-
-def _labels(data: BaseData) -> set[str]:
-    return {cid.label for cid in data.main_components}
-
-
-def is_catalog(data: Any) -> bool:
-    """A 1-D glue dataset with a ``clump_id`` column (one row per candidate)."""
-    return isinstance(data, BaseData) and data.ndim == 1 and "clump_id" in _labels(data)
-
-
-def is_cube(data: Any) -> bool:
-    """A 3-D glue dataset with a ``clump_id`` mask component next to the intensity."""
-    return (isinstance(data, BaseData) and data.ndim == 3 and "clump_id" in _labels(data)
-            and len(_labels(data)) >= 2)
 
 
 def data_label(data: Any) -> str:

@@ -55,12 +55,13 @@ from ..core.jobs import TrainJob, TrainOutcome, run_job_in_child
 from ..core.labels import LABEL_NAMES, LABEL_NONE
 from ..core.seeds import SeedPlan, plan_seeds, uncertain_rows
 from ..core.training import DEFAULT_CHECKPOINT, EpochRecord
-from ..integration.factory import KEY, cube_data_for, ppv_cube_from_data
+from ..integration.factory import ppv_cube_from_data
+from ..integration.pairing import KEY, cube_data_for, is_candidate_catalog
 from ..integration.run_folder import default_output_dir, new_run_dir
 from ..integration.selection import candidates_in_region
 from ..integration.writeback import LABEL, VERDICT, write_verdicts
 from .live_plots import LivePlots, freeze_height
-from .train_state import TrainState, is_candidate_catalog, pool_label
+from .train_state import TrainState, pool_label
 from .worker import Worker, WorkerDialogMixin, guarded, show_message
 
 log = logging.getLogger(__name__)

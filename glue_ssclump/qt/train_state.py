@@ -5,15 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from echo import CallbackProperty, SelectionCallbackProperty
-from glue.core.data import Data
 from glue.core.state_objects import State
 
 from ..core.pipeline import DEFAULT_BAND, DEFAULT_THRESHOLD
 from ..core.training import DEFAULT_CHECKPOINT, TrainConfig
-from ..integration.factory import KEY, cube_data_for
 from .state import data_label
 
-__all__ = ["TrainState", "is_candidate_catalog", "pool_label"]
+__all__ = ["TrainState", "pool_label"]
 
 _INIT_LABELS = {"default": "Shipped default model", "scratch": "From scratch (new weights)",
                 "checkpoint": "Checkpoint file"}
@@ -31,13 +29,6 @@ def _group_label(group: Any) -> str:
 
 def pool_label(group: Any) -> str:
     return "All candidates" if group is None else str(group.label)
-
-
-def is_candidate_catalog(data: Any) -> bool:
-    """A 1-D dataset with ``clump_id`` that is joined to its cube."""
-    return (isinstance(data, Data) and data.ndim == 1
-            and KEY in {c.label for c in data.main_components}
-            and cube_data_for(data) is not None)
 
 
 class TrainState(State):

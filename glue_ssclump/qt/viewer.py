@@ -54,14 +54,22 @@ from ..core.labels import (
     read_labels_csv,
     write_labels_csv,
 )
-from ..integration.factory import CUBE_COMPONENT, KEY, catalog_data_for, cube_data_for
+from ..integration.pairing import (
+    CUBE_COMPONENT,
+    KEY,
+    catalog_data_for,
+    component,
+    cube_data_for,
+    is_catalog,
+    is_cube,
+)
 from ..integration.run_folder import slug
 from ..integration.writeback import LABEL, P_CLUMP, VERDICT, write_verdicts
 from .candidates import CandidateIndex, candidate_views
 from .figure import OUTLINE, VerificationFigure, cube_geometry
 from .options_widget import VerificationOptionsWidget
 from .render import DPI, FigureView, ImageCache, RenderJob, RenderWorker
-from .state import VerificationViewerState, is_catalog, is_cube
+from .state import VerificationViewerState
 
 log = logging.getLogger(__name__)
 
@@ -138,10 +146,7 @@ class _Catalog:
             self.row_of = {int(c): i for i, c in enumerate(ids)}
 
     def cid(self, name: str) -> Any:
-        for cid in self.data.main_components:
-            if cid.label == name:
-                return cid
-        return None
+        return component(self.data, name)
 
     def column(self, name: str) -> np.ndarray | None:
         cid = self.cid(name)
