@@ -255,7 +255,7 @@ def seed_threshold(p: np.ndarray, seeds: np.ndarray) -> float:
 def morph_cube(preset: str, cube_seed: int, runs: int, epochs: int, passes: int, log,
                methods=("fellwalker", "clumpfind"), context_models=(),
                ft_epochs: int = 2, ft_passes: int = 1, ft_runs: int = 99,
-               paper_runs: int = 99) -> list[dict[str, dict[str, float]]]:
+               paper_runs: int = 99, label: str = "") -> list[dict[str, dict[str, float]]]:
     """Every method on one morphology-truth cube: one result dict per (detector, run)."""
     from glue_ssclump.core.checkpoint import load_checkpoint
     from glue_ssclump.core.pretrain import morph_candidate_set
@@ -301,17 +301,17 @@ def morph_cube(preset: str, cube_seed: int, runs: int, epochs: int, passes: int,
                     seconds=time.perf_counter() - t0)
             if context_models:
                 probs = ctx_probs
-                add("(e0) context model, no fine-tuning", probs[0], seconds=ctx_seconds)
-                add("(e0) context model, seed-placed threshold", probs[0],
+                add(f"(e0) context model{label}, p>=0.5", probs[0], seconds=ctx_seconds)
+                add(f"(e0) context model{label}, seed-placed threshold", probs[0],
                     seed_threshold(probs[0], seeds))
                 known = seeds >= 0
-                add("(e0) context model, ROC elbow of the seeds", probs[0],
+                add(f"(e0) context model{label}, ROC elbow of the seeds", probs[0],
                     elbow_threshold(probs[0][known], seeds[known]))
                 if len(probs) > 1:
                     p_ens = np.mean(probs, axis=0)
-                    add(f"(e1) context ensemble of {len(probs)}, p>=0.5", p_ens)
-                    add(f"(e1) context ensemble of {len(probs)}, seed-placed threshold",
-                        p_ens, seed_threshold(p_ens, seeds))
+                    add(f"(e1) context ensemble of {len(probs)}{label}, p>=0.5", p_ens)
+                    add(f"(e1) context ensemble of {len(probs)}{label}, seed-placed "
+                        f"threshold", p_ens, seed_threshold(p_ens, seeds))
                 if r >= ft_runs:
                     continue
                 t0 = time.perf_counter()
@@ -319,7 +319,7 @@ def morph_cube(preset: str, cube_seed: int, runs: int, epochs: int, passes: int,
                               TrainConfig(epochs=ft_epochs, passes=ft_passes, seed=r),
                               model=load_checkpoint(context_models[0])[0])
                 p_e = infer(res_e.model, ctx_src)[0]
-                add("(e) context model fine-tuned by the paper's loop", p_e,
+                add(f"(e) context model{label} fine-tuned by the paper's loop", p_e,
                     seconds=time.perf_counter() - t0)
             out.append({"method": method, **res})
     return out
@@ -421,6 +421,8 @@ def main() -> None:
     ap.add_argument("--ft-passes", type=int, default=1, help="(e): passes per epoch")
     ap.add_argument("--ft-runs", type=int, default=99, help="(e) only in the first N runs")
     ap.add_argument("--paper-runs", type=int, default=99, help="(d) only in the first N runs")
+    ap.add_argument("--context-label", default="",
+                    help="appended to the context rows' names (e.g. ' v1')")
     ap.add_argument("--summarise", nargs="+", type=Path, default=(),
                     help="morph presets: only merge these JSON results (e.g. the baselines "
                          "and the context runs, made by separate processes on the same "
@@ -483,7 +485,7 @@ def morph_main(args: argparse.Namespace) -> None:
                 "runs": args.runs, "epochs": args.morph_epochs, "passes": args.morph_passes,
                 "methods": list(args.methods), "ft_epochs": args.ft_epochs,
                 "ft_passes": args.ft_passes, "ft_runs": args.ft_runs,
-                "paper_runs": args.paper_runs,
+                "paper_runs": args.paper_runs, "context_label": args.context_label,
                 "context_models": [str(p) for p in args.context_models]}
     log(f"settings: {settings}")
     runs = []
@@ -491,7 +493,7 @@ def morph_main(args: argparse.Namespace) -> None:
         runs += morph_cube(args.preset, args.first_cube + k, args.runs, args.morph_epochs,
                            args.morph_passes, log, tuple(args.methods),
                            tuple(args.context_models), args.ft_epochs, args.ft_passes,
-                           args.ft_runs, args.paper_runs)
+                           args.ft_runs, args.paper_runs, args.context_label)
         if args.json:  # partial results survive an interrupted run
             Path(args.json).write_text(json.dumps({"settings": settings, "runs": runs},
                                                   indent=1))
