@@ -166,7 +166,7 @@ def test_boxes_in_image_viewer_and_brushing_both_ways(qtbot, glue_app, files, tm
     (viewer.parent() or viewer).move(0, 0)
     (table.parent() or table).move(0, 530)
     QtWidgets.QApplication.processEvents()
-    _screenshot(app, tmp_path / "galaxy_brushing.png")
+    _screenshot(app, tmp_path / "galaxy_png_brushing.png")
     dialog.close()
 
 
@@ -251,7 +251,7 @@ def test_dialog_finetunes_and_detects_on_a_worker(qtbot, glue_app, files, tiny_c
     clump_group = next(g for g in dc.subset_groups if g.label == group_label(clumps, "clump"))
     assert next(s for s in clump_group.subsets if s.data is clumps).to_mask().sum() \
         == int((verdicts_of(clumps) == "clump").sum())
-    _screenshot(dialog, tmp_path / "galaxy_dialog.png")
+    _screenshot(dialog, tmp_path / "galaxy_dialog_finetuned.png")
 
     # Detecting again on the same file replaces the catalogue, in the same viewer.
     dialog.ui.group_finetune.setChecked(False)

@@ -20,13 +20,22 @@ __all__ = ["outline_regions", "release_edit_subset", "show_galaxy"]
 BOX_COLOUR = "#bbbbbb"
 
 
+#: Width of the box outlines (glue draws regions 1 px wide, hard to see on a galaxy).
+BOX_WIDTH = 2.0
+
+
 def outline_regions(viewer: Any) -> None:
-    """Draw every region layer of an image viewer as outlines (no fill)."""
+    """Draw every region layer of an image viewer as outlines (no fill), 2 px wide."""
     from glue.viewers.scatter.state import ScatterRegionLayerState
 
     for state in viewer.state.layers:
         if isinstance(state, ScatterRegionLayerState) and state.fill:
             state.fill = False
+    for artist in viewer.layers:
+        # The width is no layer-state property; glue's artist never resets it.
+        collection = getattr(artist, "region_collection", None)
+        if collection is not None:
+            collection.set_linewidth(BOX_WIDTH)
 
 
 def release_edit_subset(session: Any) -> None:
