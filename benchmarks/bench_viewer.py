@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         viewer.state.order = order
         viewer.state.current_id = int(viewer.navigation_ids()[0])
         wait(lambda: viewer.display_is_current and viewer.rendering_idle)
-        n_before = len(viewer._renderer.timings)  # noqa: SLF001
+        n_before = viewer._renderer.emitted  # noqa: SLF001 (timings keeps the last 1000)
         paced, gui_wall, gui_cpu, deferred, deferred_cpu = [], [], [], [], []
         for _ in range(args.steps):
             wait(lambda: viewer.rendering_idle)  # the person is looking at the figure
@@ -217,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
             viewer.next_candidate()
             wait(lambda: viewer.display_is_current)
             burst.append(time.perf_counter() - t0)
-        renders = np.array(list(viewer._renderer.timings)[n_before:])  # noqa: SLF001
+        n_new = viewer._renderer.emitted - n_before  # noqa: SLF001
+        renders = np.array(list(viewer._renderer.timings)[-n_new:] if n_new else [])  # noqa: SLF001
         ms = {name: 1000 * np.asarray(v) for name, v in
               (("paced", paced), ("burst", burst), ("gui_wall", gui_wall),
                ("gui_cpu", gui_cpu), ("deferred", deferred), ("deferred_cpu", deferred_cpu))}
@@ -279,13 +280,14 @@ def cold_switches(viewer, steps: int, wait) -> dict:
         wait(lambda: viewer.rendering_idle)
         renderer.fast = fast
         viewer._cache.clear()  # noqa: SLF001
-        n_before = len(renderer.timings)
+        n_before = renderer.emitted
         c0, t0 = time.thread_time(), time.perf_counter()
         viewer.next_candidate()
         c1, t1 = time.thread_time(), time.perf_counter()
         wait(lambda: viewer.display_is_current)
         t2 = time.perf_counter()
-        wall, cpu = list(renderer.timings)[n_before]  # the current one is rendered first
+        # The current one is rendered first: the oldest render since the key press.
+        wall, cpu = renderer.timings[-(renderer.emitted - n_before)]
         s = samples[fast]
         s["switch_wall"].append(t2 - t0)
         s["gui_wall"].append(t1 - t0)

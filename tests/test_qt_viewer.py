@@ -197,7 +197,7 @@ def test_candidate_views_synthetic():
 # -- the fast on-screen figure (render thread) ---------------------------------------------
 
 
-def _draw_both(cids, size=(9.6, 6.4)):
+def _draw_both(cids, size=(9.6, 6.4), world=True):
     """Each candidate drawn by the WCSAxes figure (full redraw) and the fast figure."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -206,7 +206,7 @@ def _draw_both(cids, size=(9.6, 6.4)):
 
     cube, labels = _synthetic_arrays()
     idx = CandidateIndex.build(labels)
-    geo = cube_geometry(_galactic_wcs(), SHAPE)
+    geo = cube_geometry(_galactic_wcs() if world else None, SHAPE)
     figures = {}
     for name, cls in (("full", VerificationFigure), ("fast", FastVerificationFigure)):
         fig = Figure(dpi=100, figsize=size)
@@ -249,8 +249,9 @@ def test_fast_figure_ticks_are_wcsaxes_ticks():
                                    atol=1e-6)
 
 
-def test_fast_figure_looks_like_the_full_redraw():
-    for cid, _, out in _draw_both([1, 2, 3, 4]):
+@pytest.mark.parametrize("world", [True, False], ids=["wcs", "pixel-axes"])
+def test_fast_figure_looks_like_the_full_redraw(world):
+    for cid, _, out in _draw_both([1, 2, 3, 4], world=world):
         a, b = out["full"][1], out["fast"][1]
         assert a.shape == b.shape
         diff = np.abs(a - b).max(axis=2)

@@ -23,6 +23,7 @@ from matplotlib import rcParams
 from matplotlib.backends.backend_agg import RendererAgg
 from matplotlib.figure import Figure
 from matplotlib.font_manager import FontProperties
+from matplotlib.image import AxesImage
 from matplotlib.patches import Rectangle
 from matplotlib.path import Path
 from matplotlib.ticker import MaxNLocator
@@ -685,7 +686,10 @@ class FastVerificationFigure:
                 if not framed and artist.get_zorder() >= 2:
                     self._draw_frame(renderer, ax)
                     framed = True
-                artist.draw(renderer)
+                if isinstance(artist, AxesImage):
+                    self._draw_map(renderer, ax, artist)
+                else:
+                    artist.draw(renderer)
             if not framed:
                 self._draw_frame(renderer, ax)
             world = self._world[i] if i < len(self._world) else None
@@ -704,6 +708,34 @@ class FastVerificationFigure:
             for ax in axes:
                 ax.set_visible(True)
         self._background = self.figure.canvas.copy_from_bbox(self.figure.bbox)
+
+    @staticmethod
+    def _draw_map(renderer: RendererAgg, ax: Any, image: AxesImage) -> None:
+        """A map filling its axes, pixels replicated (what imshow's 'nearest' shows).
+
+        The maps' limits are their extents, so the image covers the axes box; picking
+        screen pixels from the colour-mapped map with index arrays costs a fraction of
+        matplotlib's general resampling.
+        """
+        data = image.get_array()
+        if data is None or data.ndim != 2 or 0 in data.shape:
+            return
+        rgba = image.get_cmap()(image.norm(data), bytes=True)
+        x0, y0, x1, y1 = ax.bbox.extents
+        left, bottom = round(x0), round(y0)
+        width, height = max(round(x1) - left, 1), max(round(y1) - bottom, 1)
+        ny, nx = data.shape
+        # pixel centres -> map cells; row 0 of the map is at the bottom (origin='lower'),
+        # which is the row order draw_image wants
+        cols = np.minimum(((np.arange(width) + 0.5) * (nx / width)).astype(np.intp), nx - 1)
+        rows = np.minimum(((np.arange(height) + 0.5) * (ny / height)).astype(np.intp), ny - 1)
+        if ax.xaxis_inverted():
+            cols = cols[::-1]
+        if ax.yaxis_inverted():
+            rows = rows[::-1]
+        gc = renderer.new_gc()
+        renderer.draw_image(gc, left, bottom, np.ascontiguousarray(rgba[rows][:, cols]))
+        gc.restore()
 
     @staticmethod
     def _draw_frame(renderer: RendererAgg, ax: Any) -> None:
