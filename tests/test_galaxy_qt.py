@@ -253,10 +253,15 @@ def test_dialog_finetunes_and_detects_on_a_worker(qtbot, glue_app, files, tiny_c
         == int((verdicts_of(clumps) == "clump").sum())
     _screenshot(dialog, tmp_path / "galaxy_dialog_finetuned.png")
 
-    # Detecting again on the same file replaces the catalogue, in the same viewer.
+    # Detecting again on the same file replaces the catalogue, in the same viewer, with
+    # the detector fine-tuned above (no checkpoint typed in).
+    from glue_ssclump.core.galaxy import GalaxyModel
+
+    assert isinstance(dialog.model, GalaxyModel)
     dialog.ui.group_finetune.setChecked(False)
-    dialog.ui.text_model.setText(str(tmp_path / "finetuned.pt"))
+    dialog.ui.text_model.setText("")
     assert dialog.run()
+    assert dialog.worker._args[2] is dialog.model
     with qtbot.waitSignal(dialog.worker.done, timeout=120_000):
         pass
     assert dialog.worker.outcome == "succeeded", dialog.last_message

@@ -54,7 +54,8 @@ def split_paths(text: str) -> list[str]:
 
 @dataclass
 class GalaxyRun:
-    """What a galaxy run produced (on the worker thread)."""
+    """What a galaxy run produced (on the worker thread); ``model`` is the fine-tuned
+    detector (None when the run did not fine-tune)."""
 
     image: Any
     table: Any
@@ -62,7 +63,7 @@ class GalaxyRun:
     saved: str | None = None
 
 
-def run_galaxy(paths: list[str], score_min: float, model_path: str | None = None,
+def run_galaxy(paths: list[str], score_min: float, model: Any = None,
                finetune: dict[str, Any] | None = None, progress: Any = None) -> GalaxyRun:
     """Load (and optionally fine-tune) the detector, then detect clumps; no glue state.
 
@@ -72,8 +73,8 @@ def run_galaxy(paths: list[str], score_min: float, model_path: str | None = None
         The image file(s).
     score_min : float
         Lowest detection score kept.
-    model_path : str, optional
-        A detector checkpoint; default the shipped model.
+    model : str or GalaxyModel, optional
+        A detector checkpoint path or a detector; default the shipped model.
     finetune : dict, optional
         ``{"n": galaxies, "epochs": epochs, "save": path or None}``: fine-tune on that
         many synthetic galaxies first.
@@ -86,11 +87,10 @@ def run_galaxy(paths: list[str], score_min: float, model_path: str | None = None
     from ..core.progress import ensure_progress
 
     progress = ensure_progress(progress)
-    model = None
-    if model_path:
+    if isinstance(model, (str, Path)):
         from ..core.galaxy.model import load_galaxy_checkpoint
 
-        model = load_galaxy_checkpoint(model_path)
+        model = load_galaxy_checkpoint(model)
     saved = None
     if finetune:
         model = _finetune(model, int(finetune["n"]), int(finetune["epochs"]),
@@ -101,9 +101,9 @@ def run_galaxy(paths: list[str], score_min: float, model_path: str | None = None
             saved = str(save_galaxy_checkpoint(finetune["save"], model))
         image, table = compute_galaxy_clumps(paths, score_min, model,
                                              progress.span(0.8, 1.0, "detecting clumps"))
-    else:
-        image, table = compute_galaxy_clumps(paths, score_min, model, progress)
-    return GalaxyRun(image, table, model, saved)
+        return GalaxyRun(image, table, model, saved)
+    image, table = compute_galaxy_clumps(paths, score_min, model, progress)
+    return GalaxyRun(image, table)
 
 
 def _finetune(model: Any, n: int, epochs: int, progress: Any) -> Any:
@@ -132,6 +132,9 @@ class GalaxyDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         The datasets made (or updated) by the last run.
     viewer : ImageViewer or None
         The image viewer opened for them.
+    model : GalaxyModel or None
+        The detector fine-tuned by the last fine-tuning run; later runs use it unless
+        a checkpoint is given.
     last_message : (level, title, text) or None
     """
 
@@ -200,10 +203,11 @@ class GalaxyDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
             finetune = {"n": self.ui.value_n_train.value(),
                         "epochs": self.ui.value_epochs.value(),
                         "save": self.ui.text_save.text().strip() or None}
-        model_path = self.ui.text_model.text().strip() or None
+        # A checkpoint typed in wins; else the detector fine-tuned here last, if any.
+        model = self.ui.text_model.text().strip() or self.model
         self.last_message = None
         self._start_worker(Worker(run_galaxy, paths, float(self.ui.value_score_min.value()),
-                                  model_path, finetune))
+                                  model, finetune))
         self._set_enabled(False)
         return True
 
@@ -219,7 +223,10 @@ class GalaxyDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
 
     @guarded("Could not add the clumps to the session")
     def _on_succeeded(self, result: GalaxyRun) -> None:
-        self.model = result.model if result.model is not None else self.model
+        if result.model is not None:  # fine-tuned: used by this dialog's next runs
+            self.model = result.model
+            self.ui.text_model.setPlaceholderText(
+                "the detector fine-tuned in this dialog (or a checkpoint .pt)")
         existing = self._image_for(result.image)
         self.image_data, self.clump_data = attach_galaxy_clumps(
             self.data_collection, result.image, result.table, image_data=existing)
