@@ -312,8 +312,7 @@ def morph_cube(preset: str, cube_seed: int, runs: int, epochs: int, passes: int,
                     add(f"(e1) context ensemble of {len(probs)}{label}, p>=0.5", p_ens)
                     add(f"(e1) context ensemble of {len(probs)}{label}, seed-placed "
                         f"threshold", p_ens, seed_threshold(p_ens, seeds))
-                if r >= ft_runs:
-                    continue
+            if context_models and r < ft_runs:
                 t0 = time.perf_counter()
                 res_e = train(ctx_src, seeds,
                               TrainConfig(epochs=ft_epochs, passes=ft_passes, seed=r),
