@@ -279,6 +279,16 @@ def test_verdicts_are_columns_and_coloured_groups(files):
     assert mask("rejected", other) == [True] and mask("clump", clumps2) == [True, True]
 
 
+def test_empty_detection_adds_no_catalogue(files):
+    """glue's viewers fail on a zero-row dataset: nothing detected, no catalogue."""
+    image = read_galaxy_image(str(files["png"]))
+    dc = DataCollection()
+    image_data, clumps = attach_galaxy_clumps(dc, image, _table(CLUMPS_XY))
+    same, none = attach_galaxy_clumps(dc, image, _table(CLUMPS_XY)[:0], image_data=image_data)
+    assert same is image_data and none is None
+    assert list(dc) == [image_data] and clump_data_for(dc, image_data) is None
+
+
 def test_autolinker_links_factory_pairs_once(files):
     image = read_galaxy_image(str(files["png"]))
     image_data, clumps = make_galaxy_pair(image, _table(CLUMPS_XY), "g")

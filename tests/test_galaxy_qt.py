@@ -273,7 +273,8 @@ def test_dialog_finetunes_and_detects_on_a_worker(qtbot, glue_app, files, tiny_c
     assert not _region_layers(viewer, clumps)
 
 
-def test_bad_image_shows_the_message_and_glue_keeps_running(qtbot, glue_app, files):
+def test_bad_image_shows_the_message_and_glue_keeps_running(qtbot, glue_app, files,
+                                                             tiny_checkpoint, tmp_path):
     app = glue_app
     dc = app.data_collection
     n_before = len(dc)
@@ -294,6 +295,19 @@ def test_bad_image_shows_the_message_and_glue_keeps_running(qtbot, glue_app, fil
         box.close()
     assert len(dc) == n_before and app.isVisible()
     assert dialog.ui.button_run.isEnabled()
+    # Nothing detected: the image opens alone, the status says why, glue keeps going.
+    dialog.set_paths([str(shutil.copy(files["png"], tmp_path / "nothing.png"))])
+    dialog.ui.text_model.setText(str(tiny_checkpoint))
+    dialog.ui.value_score_min.setValue(0.99)  # the untrained detector scores ~1/3
+    assert dialog.run()
+    with qtbot.waitSignal(dialog.worker.done, timeout=60_000):
+        pass
+    assert dialog.worker.outcome == "succeeded", dialog.last_message
+    assert dialog.clump_data is None and dialog.image_data in dc
+    assert len(dc) == n_before + 1  # the image, no empty catalogue
+    assert "No clump at score" in dialog.ui.label_status.text()
+    assert dialog.viewer is not None and dialog.viewer.state.reference_data is dialog.image_data
+    dc.remove(dialog.image_data)
     # No file: the dialog says what to give instead of starting.
     dialog.set_paths([])
     assert not dialog.run()

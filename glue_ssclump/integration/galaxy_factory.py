@@ -35,6 +35,7 @@ factory is used when chosen in File > Open Data or through
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -54,6 +55,8 @@ from ..core.progress import Progress, ensure_progress
 from .factory import _PROGRESS, KEY, make_catalog_data
 from .galaxy_verdicts import GALAXY_CATEGORIES, update_galaxy_subsets
 from .writeback import VERDICT
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:  # the galaxy core imports torch: loaded only when a galaxy is opened
     from ..core.galaxy import GalaxyImage
@@ -450,8 +453,8 @@ def load_galaxy_clumps(
     Returns
     -------
     list of glue.core.data.Data
-        ``[image, clump catalogue]``; a session saved without data re-runs this with
-        the same keywords.
+        ``[image, clump catalogue]`` (only ``[image]`` when nothing was detected); a
+        session saved without data re-runs this with the same keywords.
 
     Raises
     ------
@@ -460,6 +463,11 @@ def load_galaxy_clumps(
     """
     progress = ensure_progress(_PROGRESS.get())
     image, table = compute_galaxy_clumps(_paths(filename, bands), score_min, model, progress)
+    if len(table) == 0:
+        # glue's viewers fail on a dataset of zero rows (Component.numeric reads row 0).
+        log.warning("no clumps in %s at score >= %s: only the image is loaded", filename,
+                    score_min)
+        return [make_image_data(image, data_label(filename))]
     image_data, clumps = make_galaxy_pair(image, table, data_label(filename))
     return [image_data, clumps]
 
@@ -470,12 +478,13 @@ def attach_galaxy_clumps(
     table: Table,
     image_data: Data | None = None,
     name: str | None = None,
-) -> tuple[Data, RegionData]:
+) -> tuple[Data, RegionData | None]:
     """Put a detection into the session: the image (if new), its clumps, links, verdicts.
 
     A detection on an image dataset that already has a clump catalogue replaces that
     catalogue's rows (the old dataset is removed, a new one added: glue cannot change
-    the number of rows of a dataset in place).
+    the number of rows of a dataset in place). No detection: no catalogue (glue's
+    viewers fail on a dataset of zero rows), the image's old one is removed.
 
     Parameters
     ----------
@@ -491,9 +500,9 @@ def attach_galaxy_clumps(
 
     Returns
     -------
-    (Data, RegionData)
+    (Data, RegionData or None)
         The image dataset and the clump catalogue (both in ``data_collection``,
-        linked, with the verdict subset groups).
+        linked, with the verdict subset groups); ``None`` for an empty detection.
     """
     from .galaxy_links import link_galaxy
 
@@ -505,9 +514,11 @@ def attach_galaxy_clumps(
     elif image_data not in data_collection:
         raise ValueError(f"dataset {image_data.label!r} is not in this data collection")
     old = clump_data_for(data_collection, image_data)
-    clumps = make_clump_data(table, image_data, f"{image_data.label} clumps")
     if old is not None:
         data_collection.remove(old)
+    if len(table) == 0:
+        return image_data, None
+    clumps = make_clump_data(table, image_data, f"{image_data.label} clumps")
     data_collection.append(clumps)
     link_galaxy(data_collection, image_data, clumps)
     update_galaxy_subsets(data_collection, clumps)

@@ -86,6 +86,8 @@ def write_galaxy_screenshots(out_dir: str | Path, model: str | None = None,
         if dialog.worker.outcome != "succeeded":
             raise RuntimeError(f"the galaxy run {dialog.worker.outcome}: {dialog.last_message}")
         clumps, viewer = dialog.clump_data, dialog.viewer
+        if clumps is None:
+            raise RuntimeError(f"nothing detected: {dialog.ui.label_status.text()}")
         table = app.new_data_viewer(TableViewer, data=clumps)
         if clumps.size >= 2:
             # The faintest detection, selected in the table and rejected with the button.

@@ -231,11 +231,15 @@ class GalaxyDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         self.image_data, self.clump_data = attach_galaxy_clumps(
             self.data_collection, result.image, result.table, image_data=existing)
         seconds = self.worker.elapsed if self.worker is not None else 0.0
-        classes = np.asarray(result.table["class"], dtype=str) if len(result.table) \
-            else np.array([], dtype=str)
-        text = (f"{len(result.table)} clumps ({int((classes == 'clump').sum())} clump, "
-                f"{int((classes == 'odd').sum())} odd) in {seconds:.1f} s → "
-                f"{self.clump_data.label!r}")
+        if self.clump_data is None:
+            text = (f"No clump at score ≥ {self.ui.value_score_min.value():.2f} in "
+                    f"{self.image_data.label!r} ({seconds:.1f} s); lower the minimum score "
+                    "to see weaker candidates")
+        else:
+            classes = np.asarray(result.table["class"], dtype=str)
+            text = (f"{len(result.table)} clumps ({int((classes == 'clump').sum())} clump, "
+                    f"{int((classes == 'odd').sum())} odd) in {seconds:.1f} s → "
+                    f"{self.clump_data.label!r}")
         if result.saved:
             text += f"; detector saved as {Path(result.saved).name}"
         self.ui.label_status.setText(text + ".")
@@ -250,8 +254,9 @@ class GalaxyDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
                  if getattr(getattr(v, "state", None), "reference_data", None)
                  is self.image_data]
         for viewer in shown:
-            viewer.add_data(self.clump_data)
-            outline_regions(viewer)
+            if self.clump_data is not None:
+                viewer.add_data(self.clump_data)
+                outline_regions(viewer)
         self.viewer = shown[-1] if shown else show_galaxy(app, self.image_data,
                                                             self.clump_data)
 

@@ -50,7 +50,7 @@ def release_edit_subset(session: Any) -> None:
         mode.edit_subset = []
 
 
-def show_galaxy(application: Any, image_data: Data, clump_data: Data) -> Any:
+def show_galaxy(application: Any, image_data: Data, clump_data: Data | None) -> Any:
     """A glue image viewer showing the image with its clump boxes and verdict groups.
 
     The verdict groups are made if missing (a pair opened with the data factory has
@@ -61,9 +61,10 @@ def show_galaxy(application: Any, image_data: Data, clump_data: Data) -> Any:
     application : GlueApplication
     image_data : Data
         The galaxy image dataset.
-    clump_data : Data
+    clump_data : Data or None
         Its clump catalogue (linked, see
-        :func:`~glue_ssclump.integration.galaxy_links.link_galaxy`).
+        :func:`~glue_ssclump.integration.galaxy_links.link_galaxy`); None shows the
+        image alone (nothing detected).
 
     Returns
     -------
@@ -74,13 +75,15 @@ def show_galaxy(application: Any, image_data: Data, clump_data: Data) -> Any:
 
     from ..integration.galaxy_verdicts import update_galaxy_subsets
 
-    update_galaxy_subsets(application.data_collection, clump_data)
-    release_edit_subset(application.session)
     viewer = application.new_data_viewer(ImageViewer, data=image_data)
     viewer.state.color_mode = "Colormaps"
     image_state = viewer.state.layers[0]
     image_state.cmap = _grey()
     image_state.percentile = 99.5
+    if clump_data is None:
+        return viewer
+    update_galaxy_subsets(application.data_collection, clump_data)
+    release_edit_subset(application.session)
     viewer.add_data(clump_data)
     for state in viewer.state.layers:
         if isinstance(state, ScatterRegionLayerState) and state.layer is clump_data:
