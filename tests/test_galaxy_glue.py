@@ -373,7 +373,7 @@ def test_session_round_trip_keeps_boxes_links_and_verdicts(files, tmp_path):
 def test_factory_with_the_shipped_detector_finds_synthetic_clumps(tmp_path):
     """End to end through glue's load_data: the real reader, the shipped Faster R-CNN,
     the post-processing, then the glue datasets; detections land on true clumps."""
-    image, truth = synth_galaxy(4, size=200)  # 4 clumps + 1 star; 3 found at score 0.3
+    image, truth = synth_galaxy(4, size=200)  # 4 clumps + 1 star in the truth
     path = write_gri_fits(tmp_path / "synth_gri.fits", image)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
