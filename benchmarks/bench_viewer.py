@@ -21,8 +21,7 @@ Timed, per step (median, 90th percentile, max):
 
 * ``paced``: like a person labelling -- before each key press the worker has
   finished (the next candidates are prefetched); time from ``next_candidate()``
-  until the new candidate's figure is on screen. This is the number the 100 ms
-  target applies to;
+  until the new candidate's figure is on screen;
 * ``back-to-back``: key presses with no pause, so every figure has to be rendered
   first: the time until it is on screen is about one full render;
 * ``GUI update``: GUI-thread time of ``next_candidate()`` alone (what can delay

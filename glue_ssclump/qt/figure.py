@@ -4,6 +4,10 @@ The axes are created once per cube (:meth:`VerificationFigure.setup`); showing a
 candidate only changes artists in place (``set_data``, ``set_extent``, limits), which
 is what keeps stepping through tens of thousands of candidates fast. The class only
 needs a matplotlib ``Figure`` (Qt canvas in the viewer, Agg in the benchmark).
+
+:class:`FastVerificationFigure` draws the same picture for the screen (the render
+thread) without a full matplotlib redraw; :class:`VerificationFigure` with WCSAxes
+stays the figure that is saved.
 """
 
 from __future__ import annotations
