@@ -15,11 +15,15 @@ selects every candidate the region *touches*, optionally on one channel only.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 from glue.core.data import Data
 from glue.core.data_collection import DataCollection
+from glue.core.hub import HubListener
+from glue.core.message import EditSubsetMessage
 from glue.core.subset import ElementSubsetState, SubsetState
 from glue.core.subset_group import SubsetGroup
 
@@ -85,7 +89,39 @@ def set_subset_group(data_collection: DataCollection, label: str,
             group.subset_state = state
             return group
     style = {} if color is None else {"color": color}
-    return data_collection.new_subset_group(label=label, subset_state=state, **style)
+    with _not_the_edit_subset(data_collection) as created:
+        created.append(data_collection.new_subset_group(label=label, subset_state=state,
+                                                        **style))
+    return created[0]
+
+
+class _EditSubsetWatch(HubListener):
+    def __init__(self) -> None:
+        self.modes: list[Any] = []
+
+    def notify(self, message: EditSubsetMessage) -> None:
+        self.modes.append(message.sender)
+
+
+@contextmanager
+def _not_the_edit_subset(data_collection: DataCollection) -> Iterator[list[SubsetGroup]]:
+    """Keep groups created in this block from becoming glue's edit subset.
+
+    glue-qt selects every new subset group in its data collection panel, and the
+    selection becomes the edit subset: the user's next brush would then redefine a
+    group we keep (say "SS-3D-Clump: rejected") instead of making a new subset. Such a
+    hand-over is undone here: the edit subset becomes none ("new subset" mode).
+    """
+    created: list[SubsetGroup] = []
+    watch = _EditSubsetWatch()
+    data_collection.hub.subscribe(watch, EditSubsetMessage, handler=watch.notify)
+    try:
+        yield created
+    finally:
+        data_collection.hub.unsubscribe_all(watch)
+    for mode in dict.fromkeys(watch.modes):  # each edit-subset mode once, in order
+        if any(group in getattr(mode, "edit_subset", ()) for group in created):
+            mode.edit_subset = []
 
 
 def select_candidates(data_collection: DataCollection, catalog_data: Data,
