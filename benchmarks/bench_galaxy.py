@@ -43,6 +43,8 @@ def main() -> int:
     ap.add_argument("--speed-n", type=int, default=40, help="images timed for speed")
     ap.add_argument("--quick", action="store_true", help="50 galaxies, 10 timed")
     ap.add_argument("--json", default=None, help="result file (default results/galaxy.json)")
+    ap.add_argument("--speed-only", action="store_true",
+                    help="only the speed measurement: write results/galaxy_speed.json")
     ap.add_argument("--baseline-only", action="store_true",
                     help="only the classical baseline: write results/galaxy_baseline.json")
     ap.add_argument("--baseline-from", default=None, metavar="JSON",
@@ -56,6 +58,9 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    from glue_ssclump.core.device import tune_cpu_allocator
+
+    tune_cpu_allocator()  # as the SS-3D-Clump benchmarks: no page faults per tensor
     from glue_ssclump.core.galaxy import (
         DEFAULT_MODEL_PATH,
         detect_clumps,
@@ -87,6 +92,30 @@ def main() -> int:
           f"trained on {train_meta.get('n_images')} galaxies of seed "
           f"{train_meta.get('synthetic_seed')}; torch threads {torch.get_num_threads()}, "
           f"{os.cpu_count()} cores, load {_load():.2f}", flush=True)
+    if args.speed_only:
+        imgs = [p[0] for p in synth_galaxies(args.speed_n, seed=args.seed)]
+        raw_predictions(model, imgs[0])
+        net_t, full_t = [], []
+        for image in imgs:
+            t0 = time.perf_counter()
+            raw_predictions(model, image)
+            net_t.append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            detect_clumps(image, model, device="cpu")
+            full_t.append(time.perf_counter() - t0)
+        speed = {"threads": torch.get_num_threads(), "n_images": len(imgs),
+                 "network_s": net_t, "detect_clumps_s": full_t,
+                 "network_images_per_s_median": 1 / statistics.median(net_t),
+                 "detect_clumps_images_per_s_median": 1 / statistics.median(full_t),
+                 "loadavg_1min_after": _load()}
+        out = Path(args.json) if args.json else RESULTS / "galaxy_speed.json"
+        out.write_text(json.dumps(speed, indent=1))
+        print(f"speed ({speed['threads']} threads, 200x200 px, {len(imgs)} images): network "
+              f"{speed['network_images_per_s_median']:.1f} images/s median, detect_clumps "
+              f"{speed['detect_clumps_images_per_s_median']:.1f}; quartiles of the network "
+              f"time {np.percentile(net_t, [25, 50, 75]).round(3).tolist()} s; load "
+              f"{_load():.2f}; wrote {out}")
+        return 0
     if train_meta.get("synthetic_seed") == args.seed:
         print("refusing: the benchmark seed is the training seed", file=sys.stderr)
         return 2
