@@ -122,12 +122,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 # --- detect ---------------------------------------------------------------------------
 def write_overlay(path: str | Path, image, table, title: str | None = None) -> Path:
     """PNG of the image's RGB (row 0 at the top, as stored) with the candidates' boxes:
-    green 'clump', red 'odd', labelled with clump_id and score."""
+    'clump' green and 'odd' orange (the colours of glue's verdict groups), labelled with
+    clump_id and score."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Rectangle
 
     from .core.atomic import write_atomic
+    from .core.labels import LABEL_CLUMP, LABEL_COLOURS, LABEL_UNCERTAIN
 
     ny, nx = image.shape
     fig = Figure(figsize=(6, 6 * ny / nx))
@@ -135,7 +137,7 @@ def write_overlay(path: str | Path, image, table, title: str | None = None) -> P
     ax = fig.add_axes((0, 0, 1, 1))
     ax.imshow(image.rgb, origin="upper", interpolation="nearest")
     for row in table:
-        colour = "red" if str(row["class"]) == "odd" else "lime"
+        colour = LABEL_COLOURS[LABEL_UNCERTAIN if str(row["class"]) == "odd" else LABEL_CLUMP]
         ax.add_patch(Rectangle((row["x_min"], row["y_min"]), row["x_max"] - row["x_min"],
                                row["y_max"] - row["y_min"], fill=False, lw=1.2, ec=colour))
         ax.text(row["x_max"], row["y_min"], f"{row['clump_id']}:{row['score']:.2f}",
