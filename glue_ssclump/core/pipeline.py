@@ -269,8 +269,8 @@ def verify(
     # Checked before training: a bad rule must not cost a training run.
     rule = threshold if isinstance(threshold, str) else "fixed"
     if rule not in ("fixed", "clusters", "elbow", "seeds"):
-        raise ValueError(f"threshold must be a number, 'clusters', 'elbow' or 'seeds', not "
-                         f"{threshold!r}")
+        raise ValueError(f"threshold must be a number, 'clusters' or 'elbow' (or 'seeds'), "
+                         f"not {threshold!r}")
     known = seeds >= 0
     if rule != "fixed" and np.unique(seeds[known]).size < 2:
         raise ValueError(f"threshold {rule!r} needs labelled candidates of both classes; "
