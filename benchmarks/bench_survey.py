@@ -92,13 +92,12 @@ def cluster(n: int):
 
 
 def _warm() -> float:
-    import resource
-
     from glue_ssclump.core.detectors import available_detectors
     from glue_ssclump.core.survey import run_survey  # noqa: F401
+    from glue_ssclump.core.survey.tile import _peak_rss_mib
 
     available_detectors()
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return _peak_rss_mib()
 
 
 def timed_survey(paths, out: Path, client, tile, halo, **kw):

@@ -224,6 +224,18 @@ def _volume(box: tuple[tuple[int, int], ...]) -> int:
 
 
 def _peak_rss_mib() -> float:
+    """This process's peak resident set size, MiB.
+
+    Linux: ``VmHWM`` (the high-water mark of this process's own memory; ``ru_maxrss``
+    can carry the parent's peak across fork + exec, as dask's spawned workers show).
+    """
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (2**20 if sys.platform == "darwin" else 2**10)
 
