@@ -73,6 +73,22 @@ def make_job(n_clumps: int, epochs: int, seed: int = 1) -> TrainJob:
                     config=config, init="scratch", train=True, out_dir=None)
 
 
+def dialog_widgets() -> tuple[QtWidgets.QApplication, QtWidgets.QWidget, LivePlots,
+                              QtWidgets.QProgressBar, QtWidgets.QLabel]:
+    """The widgets a training run drives in the dialog (live plots, progress bar and
+    status label) in a shown window: ``(app, window, plots, bar, label)``."""
+    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
+    window = QtWidgets.QWidget()
+    layout = QtWidgets.QVBoxLayout(window)
+    plots, bar, label = LivePlots(), QtWidgets.QProgressBar(), QtWidgets.QLabel()
+    for w in (plots, bar, label):
+        layout.addWidget(w)
+    window.resize(700, 560)
+    window.show()
+    app.processEvents()
+    return app, window, plots, bar, label
+
+
 def headless(job: TrainJob) -> float:
     t0 = time.perf_counter()
     v = verify(job.data, job.labels_mask, job.catalog, job.codes, config=job.config,
@@ -117,15 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore", UserWarning)
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    window = QtWidgets.QWidget()
-    layout = QtWidgets.QVBoxLayout(window)
-    plots, bar, label = LivePlots(), QtWidgets.QProgressBar(), QtWidgets.QLabel()
-    for w in (plots, bar, label):
-        layout.addWidget(w)
-    window.resize(700, 560)
-    window.show()
-    app.processEvents()
+    app, window, plots, bar, label = dialog_widgets()
 
     job = make_job(args.clumps, args.epochs)
     n = len(job.catalog)

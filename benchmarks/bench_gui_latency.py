@@ -39,8 +39,8 @@ for p in (ROOT, ROOT / "benchmarks"):
     if str(p) not in sys.path:  # runnable as a plain script from any directory
         sys.path.insert(0, str(p))
 
-from bench_dialog import make_job  # noqa: E402
-from qtpy import QtCore, QtWidgets  # noqa: E402
+from bench_dialog import dialog_widgets, make_job  # noqa: E402
+from qtpy import QtCore  # noqa: E402
 
 from glue_ssclump.core.jobs import run_job, run_job_in_child  # noqa: E402
 from glue_ssclump.qt.live_plots import LivePlots  # noqa: E402
@@ -96,15 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     warnings.simplefilter("ignore", UserWarning)
 
-    app = QtWidgets.QApplication.instance() or QtWidgets.QApplication(sys.argv[:1])
-    window = QtWidgets.QWidget()
-    layout = QtWidgets.QVBoxLayout(window)
-    plots, bar, label = LivePlots(), QtWidgets.QProgressBar(), QtWidgets.QLabel()
-    for w in (plots, bar, label):
-        layout.addWidget(w)
-    window.resize(700, 560)
-    window.show()
-    app.processEvents()
+    app, window, plots, bar, label = dialog_widgets()
     job = make_job(args.clumps, args.epochs)
     print(f"{len(job.catalog)} candidates, {args.epochs} epochs, {args.burners} CPU "
           f"burners, {args.runs} runs per path", flush=True)

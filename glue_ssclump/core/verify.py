@@ -90,6 +90,17 @@ def verdicts(p: np.ndarray, threshold: float = 0.5,
     return out
 
 
+def _labelled(p: np.ndarray, labels: np.ndarray, rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """``p`` (float64) and ``labels`` (int64) of the labelled candidates, checked."""
+    labels = np.asarray(labels).astype(np.int64)
+    p = np.asarray(p, dtype=np.float64)
+    if labels.shape != p.shape:
+        raise ValueError(f"p and labels differ in shape: {p.shape} vs {labels.shape}")
+    if np.unique(labels).size < 2:
+        raise ValueError(f"{rule} needs labelled candidates of both classes")
+    return p, labels
+
+
 def elbow_threshold(p: np.ndarray, labels: np.ndarray) -> float:
     """The ROC-elbow threshold of ``p`` against true ``labels`` (1 = clump).
 
@@ -105,12 +116,7 @@ def elbow_threshold(p: np.ndarray, labels: np.ndarray) -> float:
     float
         A threshold in [0, 1] (see :func:`glue_ssclump.core.metrics.roc_elbow`).
     """
-    labels = np.asarray(labels)
-    p = np.asarray(p, dtype=np.float64)
-    if labels.shape != p.shape:
-        raise ValueError(f"p and labels differ in shape: {p.shape} vs {labels.shape}")
-    if np.unique(labels).size < 2:
-        raise ValueError("the elbow threshold needs labelled candidates of both classes")
+    p, labels = _labelled(p, labels, "the elbow threshold")
     return float(min(max(roc_elbow(labels, p), 0.0), 1.0))
 
 
@@ -133,12 +139,7 @@ def seed_f1_threshold(p: np.ndarray, labels: np.ndarray) -> float:
     -------
     float
     """
-    labels = np.asarray(labels).astype(np.int64)
-    p = np.asarray(p, dtype=np.float64)
-    if labels.shape != p.shape:
-        raise ValueError(f"p and labels differ in shape: {p.shape} vs {labels.shape}")
-    if np.unique(labels).size < 2:
-        raise ValueError("the 'seeds' threshold needs labelled candidates of both classes")
+    p, labels = _labelled(p, labels, "the 'seeds' threshold")
     q = np.unique(p)
     cuts = np.concatenate([[q[0]], 0.5 * (q[1:] + q[:-1])])
     best, best_f1 = float(cuts[0]), -1.0
