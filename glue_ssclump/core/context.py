@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
-from .samples import SAMPLE_SIZE, CandidateSamples, _as_index, _noise_block, _normalise, _place
+from .samples import SAMPLE_SIZE, CandidateSamples, _as_index, _normalise
 
 __all__ = ["CONTEXT_CHANNELS", "ContextSamples", "context_window"]
 
@@ -89,13 +89,8 @@ class ContextSamples(CandidateSamples):
             self.peaks = np.zeros((0, 3), np.int64)
 
     def _generate(self, index: np.ndarray, out: np.ndarray) -> None:
-        rms = np.float32(self.rms)
         for k, pos in enumerate(index):
-            b = self._boxes[pos]
-            box = (slice(b[0], b[3]), slice(b[1], b[4]), slice(b[2], b[5]))
-            dest = out[k, 0]
-            np.multiply(_noise_block(self._bank, self._draws[pos]), rms, out=dest)
-            _place(self.data[box], self.labels[box] == self.ids[pos], dest)
+            self._paper_channel(pos, out[k, 0])
             context_window(self.data, self.labels, tuple(self.peaks[pos]),
                            int(self.ids[pos]), self.rms, out[k])
         _normalise(out[:, :1])

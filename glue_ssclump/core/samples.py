@@ -629,14 +629,16 @@ class CandidateSamples(SampleSource):
         mask = self.labels[box] == self.ids[position]
         return make_sample(self.data[box], mask, self.noise_for(position), normalise=normalise)
 
+    def _paper_channel(self, pos: int, dest: np.ndarray) -> None:
+        """Candidate ``pos``'s voxels on its noise background into ``dest`` (in K)."""
+        b = self._boxes[pos]
+        box = (slice(b[0], b[3]), slice(b[1], b[4]), slice(b[2], b[5]))
+        np.multiply(_noise_block(self._bank, self._draws[pos]), np.float32(self.rms), out=dest)
+        _place(self.data[box], self.labels[box] == self.ids[pos], dest)
+
     def _generate(self, index: np.ndarray, out: np.ndarray) -> None:
-        rms = np.float32(self.rms)
         for k, pos in enumerate(index):
-            b = self._boxes[pos]
-            box = (slice(b[0], b[3]), slice(b[1], b[4]), slice(b[2], b[5]))
-            dest = out[k, 0]
-            np.multiply(_noise_block(self._bank, self._draws[pos]), rms, out=dest)
-            _place(self.data[box], self.labels[box] == self.ids[pos], dest)
+            self._paper_channel(pos, out[k, 0])
         _normalise(out)
 
     def get(self, index: Any) -> np.ndarray:
