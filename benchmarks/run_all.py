@@ -30,6 +30,7 @@ BENCHMARKS = [
     ("accuracy", "bench_accuracy.py", [], ["--runs", "1", "--skip-real"]),
     ("galaxy", "bench_galaxy.py", [], ["--quick", "--json", "/tmp/galaxy_quick.json"]),
     ("survey", "bench_survey.py", [], ["--quick", "--out-name", "survey_quick_runall"]),
+    ("gui_latency", "bench_gui_latency.py", [], ["--runs", "2", "--epochs", "1"]),
 ]
 
 
