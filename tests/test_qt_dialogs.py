@@ -594,7 +594,10 @@ def test_cancel_keeps_catalogue_and_last_model(qapp, glue_app, first_run, tmp_pa
 
     app, dc, cube_data, cat = glue_app
     dialog = first_run["dialog"]
-    _tiny(dialog, tmp_path, epochs=3, holdout=25)
+    # Far more epochs than the run gets to: the child process trains on while the
+    # epoch records travel to this thread, so with a few epochs it could finish before
+    # the cancel reaches it.
+    _tiny(dialog, tmp_path, epochs=200, holdout=25)
     p_before = np.asarray(cat["p_clump"], dtype=float).copy()
     verdict_before = np.asarray(cat.get_component("verdict").labels).astype(str).copy()
     groups_before = {g.label: np.asarray(next(s for s in g.subsets if s.data is cat).to_mask())
@@ -611,8 +614,9 @@ def test_cancel_keeps_catalogue_and_last_model(qapp, glue_app, first_run, tmp_pa
     _process(qapp, 0.2)
 
     outcome = dialog.last_outcome
-    assert outcome.cancelled and outcome.completed_epochs == 2
-    assert "Cancelled after 2 completed epoch" in dialog.ui.label_status.text()
+    done = outcome.completed_epochs
+    assert outcome.cancelled and 2 <= done < 200
+    assert f"Cancelled after {done} completed epoch" in dialog.ui.label_status.text()
     assert "catalogue is unchanged" in dialog.ui.label_status.text()
     np.testing.assert_array_equal(np.asarray(cat["p_clump"], dtype=float), p_before)
     assert np.asarray(cat.get_component("verdict").labels).astype(str).tolist() == \
@@ -625,7 +629,7 @@ def test_cancel_keeps_catalogue_and_last_model(qapp, glue_app, first_run, tmp_pa
     model = dialog.last_model
     saved = outcome.paths["model"]
     loaded, meta = load_checkpoint(saved)
-    assert meta["cancelled"] is True and meta["completed_epochs"] == 2
+    assert meta["cancelled"] is True and meta["completed_epochs"] == done
     for key, value in model.state_dict().items():
         assert torch.equal(value.cpu(), loaded.state_dict()[key])
     samples = CandidateSamples(outcome.job.data, outcome.job.labels_mask,
