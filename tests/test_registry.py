@@ -83,11 +83,22 @@ def test_level_parameters_in_kelvin_or_rms():
         ({"nonsense": 1}, "has no parameter 'nonsense'"),
         ({"min_value": "lots"}, "not a valid level"),
         ({"min_npix": 2.5}, "not a valid int"),
+        ({"min_value": "nan"}, "not a valid level"),
+        ({"min_delta": "infrms"}, "not a valid level"),
+        ({"min_npix": "nan"}, "not a valid int"),
     ],
 )
 def test_bad_parameters_are_named(params, match):
     with pytest.raises(DetectorError, match=match):
         get_detector("dendrogram").resolve(params, rms=0.1)
+
+
+def test_float_parameters_must_be_finite():
+    det = get_detector("fellwalker")
+    assert det.resolve({"FwhmBeam": "2.5"}, rms=0.1)["FwhmBeam"] == 2.5
+    for bad in ("nan", "inf", float("-inf")):
+        with pytest.raises(DetectorError, match="FwhmBeam=.* is not a valid float"):
+            det.resolve({"FwhmBeam": bad}, rms=0.1)
 
 
 def test_unknown_detector_lists_the_known_ones():

@@ -120,14 +120,14 @@ def convert_value(param: Param, value: Any, rms: float) -> Any:
     try:
         if param.kind == "level":
             number, unit = parse_level(value)
-            return number * float(rms) if unit == "rms" else number
+            return _finite(number) * float(rms) if unit == "rms" else _finite(number)
         if param.kind == "int":
             as_float = float(value)
             if as_float != int(as_float):
                 raise ValueError
             return int(as_float)
         if param.kind == "float":
-            return float(value)
+            return _finite(float(value))
         if isinstance(value, str):
             text = value.strip().lower()
             if text in ("1", "true", "yes", "on"):
@@ -141,6 +141,14 @@ def convert_value(param: Param, value: Any, rms: float) -> Any:
         raise DetectorError(
             f"parameter {param.name}={value!r} is not a valid {param.kind}{hint}"
         ) from None
+
+
+def _finite(number: float) -> float:
+    # float() accepts 'nan' and 'inf'; a detector given either silently finds nothing
+    # (every comparison with NaN is False), so they are refused like any other bad text.
+    if not np.isfinite(number):
+        raise ValueError
+    return number
 
 
 def parse_param_assignments(items: list[str] | None) -> dict[str, str]:
