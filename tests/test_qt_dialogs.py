@@ -219,7 +219,9 @@ def first_run(qapp, glue_app, tmp_path_factory):
     idle = meter.stop()[:, 0]
 
     epochs_seen: list[tuple[int, bool]] = []
-    draws = dialog.plots.n_full_draws
+    # Every full matplotlib draw of the plots' canvas emits a draw_event.
+    full_draws: list[object] = []
+    draw_cid = dialog.plots.canvas.mpl_connect("draw_event", full_draws.append)
     assert dialog.run()
     dialog.worker.reported.connect(
         lambda rec: epochs_seen.append(
@@ -233,11 +235,11 @@ def first_run(qapp, glue_app, tmp_path_factory):
     during = gaps[:, 1] < dialog.worker.dispatched_at
     busy = gaps[during, 0]
     completion = float(gaps[~during, 0].max())
-    full_draws = dialog.plots.n_full_draws - draws
+    dialog.plots.canvas.mpl_disconnect(draw_cid)
     shot = _screenshot(dialog, out / "dialog_train_done.png")
     return {"dialog": dialog, "out": out, "idle": idle, "busy": busy,
             "completion": completion, "epochs": epochs_seen, "screenshot": shot,
-            "full_draws": full_draws,
+            "full_draws": len(full_draws),
             "model": dialog.last_outcome.paths["model"]}
 
 

@@ -31,9 +31,9 @@ class LivePlots(QtWidgets.QWidget):
 
     The axes limits are fixed when a run starts (epochs and candidate counts are known
     then; the loss axis is a fixed log range), so a new epoch only redraws the data
-    artists over a cached background: a few milliseconds on the GUI thread instead of a
-    full matplotlib draw (tenths of a second).  :meth:`start` skips the full draw too
-    when the axes did not change.
+    artists over a cached background, far cheaper on the GUI thread than a full
+    matplotlib draw.  :meth:`start` skips the full draw too when the axes did not
+    change.
     """
 
     def __init__(self, parent: QtWidgets.QWidget | None = None) -> None:
@@ -52,7 +52,6 @@ class LivePlots(QtWidgets.QWidget):
         self.records: list[EpochRecord] = []
         self.epochs = 1
         self.has_heldout = False
-        self.n_full_draws = 0
         self._background: Any = None
         self._drawn_key: tuple[Any, ...] | None = None
         self._key: tuple[Any, ...] | None = None
@@ -215,7 +214,6 @@ class LivePlots(QtWidgets.QWidget):
                 self.figure.draw_artist(artist)
 
     def _on_draw(self, event: Any) -> None:
-        self.n_full_draws += 1
         self._drawn_key = self._key
         self._background = self.canvas.copy_from_bbox(self.figure.bbox)
         self._draw_animated()
