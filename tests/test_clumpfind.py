@@ -20,6 +20,8 @@ from sklearn.metrics import adjusted_rand_score
 
 from glue_ssclump.core.detectors import clumpfind as cf
 from glue_ssclump.core.detectors.base import DetectorError
+from glue_ssclump.core.detectors.clumpfind_scan import CORNER, EDGE, FACE, Clumps
+from glue_ssclump.core.detectors.clumpfind_share import BRUTE_PAIRS, share_out
 from glue_ssclump.core.detectors.registry import get_detector, run_detector
 from glue_ssclump.core.progress import Cancelled, Progress
 
@@ -48,7 +50,7 @@ def peak_positions(data, labels):
 def sequential_clumpfind(data, levels, naxis, idl, minpix, allow_edge=True, maxbad=0.05):
     """Voxel-by-voxel ClumpFind (slow; for cross-checking small cubes only)."""
     nv, ny, nx = data.shape
-    steps = [s for s in cf._FACE + cf._EDGE + cf._CORNER
+    steps = [s for s in FACE + EDGE + CORNER
              if sum(map(abs, s)) <= naxis]
     ipa = np.zeros(data.shape, dtype=np.int64)
     peak, vpeak = {}, {}
@@ -305,11 +307,11 @@ def test_matches_sequential_algorithm(naxis, idl):
 
 def test_share_out_tree_agrees_with_exhaustive_search():
     rng = np.random.default_rng(3)
-    clumps = cf._Clumps()
+    clumps = Clumps()
     cand = clumps.add(rng.integers(0, 30, (1500, 3)), rng.random(1500))
     coords = rng.integers(0, 30, (3000, 3))
-    assert coords.shape[0] * cand.size > cf._BRUTE_PAIRS  # takes the k-d tree path
-    got = cf._share_out(coords, cand, clumps)
+    assert coords.shape[0] * cand.size > BRUTE_PAIRS  # takes the k-d tree path
+    got = share_out(coords, cand, clumps)
     d2 = ((coords[:, None, :] - clumps.peak[cand][None]) ** 2).sum(-1)
     np.testing.assert_array_equal(got, cand[np.argmin(d2, axis=1)])
 

@@ -15,7 +15,7 @@ one above, since everything above was assigned already) are split into connected
 regions (``Naxis`` sets the connectivity: 1 = faces, 6 neighbours; 2 = faces and
 edges, 18; 3 = also corners, 26).  Each boundary voxel of a region notes one of the
 already existing clumps it adjoins: the one with the nearest peak, by CUPID's exact
-rule (see ``_scan_band``).  Then:
+rule (see :func:`.clumpfind_scan.scan_band`).  Then:
 
 * ``IDLAlg=1`` (the IDL ClumpFind of J. Williams, 2006, as emulated by CUPID): a region
   that adjoins no clump starts a new clump (at every level, the lowest included); a
@@ -48,6 +48,11 @@ test cube equals CUPID's voxel for voxel, clump numbers included.
 ``FwhmBeam`` and ``VeloRes`` do not change the mask: CUPID uses them only to
 deconvolve the catalogued clump sizes and for a default ``MinPix``, which here always
 has a value.
+
+This module holds the parameters, the contour levels and the driver; a band's
+neighbours and regions are found in :mod:`.clumpfind_scan`, regions are handed to
+clumps in :mod:`.clumpfind_share` and the rejection tests are in
+:mod:`.clumpfind_select`.
 """
 
 from __future__ import annotations
@@ -56,12 +61,21 @@ from typing import Any
 
 import numpy as np
 from scipy import ndimage as ndi
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
-from scipy.spatial import cKDTree
 
 from ..progress import Progress, ensure_progress
 from .base import Detector, DetectorError, Param, hookimpl
+from .clumpfind_scan import (
+    Clumps,
+    components,
+    dense_band,
+    neighbour_steps,
+    region_peaks,
+    scan_band,
+    scan_key,
+)
+from .clumpfind_select import keep_mask
+from .clumpfind_share import erode, share_idl
+from .cupid_common import PaddedGrid, number_by_peak
 
 PARAMS = (
     Param("Tlow", "3rms", "level", "lowest contour level (K, or e.g. '3rms')"),
@@ -85,17 +99,6 @@ PARAMS = (
 
 #: More contour levels than this is almost surely a DeltaT given in the wrong unit.
 MAX_LEVELS = 100_000
-
-#: Above this many (voxel, candidate clump) pairs a region is shared out with a k-d tree.
-_BRUTE_PAIRS = 2_000_000
-_KD_NEIGHBOURS = 4
-
-#: Voxels whose neighbourhoods are gathered at once (memory: 26 x 4 bytes each).
-_CHUNK = 1 << 18
-
-#: A band is labelled in its bounding box when that box is at most this many times
-#: larger than the band; otherwise as a sparse neighbour graph.
-_DENSE_BOX = 24
 
 
 def contour_levels(maxd: float, tlow: float, deltat: float) -> np.ndarray:
@@ -135,183 +138,6 @@ def _float32_threshold(level: float) -> np.float32:
     if float(t) < level:
         t = np.nextafter(t, np.float32(np.inf))
     return t
-
-
-# Neighbour offsets as (axis 1, axis 2, axis 3) steps in CUPID's axis numbering, in the
-# order CUPID examines them: the first adjoining clump met wins ties in peak distance.
-_FACE = ((-1, 0, 0), (1, 0, 0), (0, -1, 0), (0, 1, 0), (0, 0, -1), (0, 0, 1))
-_EDGE = ((1, -1, 0), (1, 1, 0), (-1, -1, 0), (-1, 1, 0),
-         (-1, 0, 1), (1, 0, 1), (0, -1, 1), (0, 1, 1),
-         (-1, 0, -1), (1, 0, -1), (0, -1, -1), (0, 1, -1))
-_CORNER = ((1, -1, 1), (1, 1, 1), (-1, -1, 1), (-1, 1, 1),
-           (1, -1, -1), (1, 1, -1), (-1, -1, -1), (-1, 1, -1))
-
-
-def _neighbours(naxis: int, padded_shape: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """Neighbour steps (numpy axes; CUPID's axis 1 is v, axis 0 here) and flat offsets."""
-    steps = np.array(_FACE + (_EDGE if naxis >= 2 else ()) + (_CORNER if naxis == 3 else ()))
-    strides = np.array([padded_shape[1] * padded_shape[2], padded_shape[2], 1])
-    return steps, steps @ strides
-
-
-class _Clumps:
-    """Growing per-clump arrays: peak position and value, indexed by clump id (0 unused)."""
-
-    def __init__(self) -> None:
-        self.peak = np.zeros((1, 3), dtype=np.int64)
-        self.vpeak = np.full(1, -np.inf, dtype=np.float64)
-
-    @property
-    def count(self) -> int:
-        return self.vpeak.size - 1
-
-    def add(self, peak: np.ndarray, vpeak: np.ndarray) -> np.ndarray:
-        first = self.vpeak.size
-        self.peak = np.concatenate([self.peak, peak.astype(np.int64)])
-        self.vpeak = np.concatenate([self.vpeak, vpeak.astype(np.float64)])
-        return np.arange(first, self.vpeak.size, dtype=np.int32)
-
-
-def _scan_band(
-    pidx: np.ndarray, coords: np.ndarray, flat_ipa: np.ndarray,
-    neighbours: tuple[np.ndarray, np.ndarray], clumps: _Clumps, want_edges: bool = False,
-) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    """Look at every voxel's neighbours once: adjoining clumps, and band-internal links.
-
-    ``pidx`` are flat indices into the padded assignment array ``flat_ipa`` (clump ids
-    > 0; the band's own voxels marked ``-1 - position``; 0 elsewhere), ``coords`` the
-    voxels' positions.
-
-    Returns, per voxel, the adjoining clump CUPID deems nearest (0 = none), following
-    cupidCFNebs: neighbours are examined in CUPID's order; the first clump met is taken;
-    a later one replaces it only when its peak is strictly nearer, both distances being
-    measured from the neighbour voxel being examined (not from the voxel itself), and
-    the distance of the clump in hand is measured once, at the first neighbour that
-    offers a rival.  With ``want_edges`` also the pairs of band voxels that are
-    neighbours (each pair once), else ``None, None``.
-    """
-    steps, offsets = neighbours
-    forward = np.flatnonzero(offsets > 0)
-    near = np.zeros(pidx.size, dtype=np.int32)
-    rows: list[np.ndarray] = []
-    cols: list[np.ndarray] = []
-    for lo in range(0, pidx.size, _CHUNK):
-        nb = flat_ipa[pidx[lo:lo + _CHUNK, None] + offsets[None, :]]
-        if want_edges:
-            fwd = nb[:, forward]
-            r, c = np.nonzero(fwd < 0)
-            rows.append(r + lo)
-            cols.append(-1 - fwd[r, c].astype(np.int64))
-        # Most voxels touch a single clump, however many of their neighbours it holds;
-        # only those touching several need cupidCFNebs' rule.
-        high = nb.max(axis=1)
-        low = np.where(nb > 0, nb, np.iinfo(np.int32).max).min(axis=1)
-        near[lo:lo + nb.shape[0]] = np.maximum(high, 0)
-        mixed = np.flatnonzero((high > 0) & (low != high))
-        if mixed.size:
-            near[lo + mixed] = _nearest_rule(nb[mixed], coords[lo + mixed], steps, clumps)
-    if not want_edges:
-        return near, None, None
-    return near, np.concatenate(rows), np.concatenate(cols)
-
-
-def _nearest_rule(
-    nb: np.ndarray, coords: np.ndarray, steps: np.ndarray, clumps: _Clumps,
-) -> np.ndarray:
-    """cupidCFNebs' choice among the clumps in ``nb`` (voxels x neighbours, CUPID order)."""
-    best = np.zeros(nb.shape[0], dtype=np.int32)
-    best_d2 = np.full(nb.shape[0], -1, dtype=np.int64)  # -1: not measured yet
-    for j, step in enumerate(steps):
-        cid = nb[:, j]
-        sel = np.flatnonzero(cid > 0)
-        if sel.size == 0:
-            continue
-        cid = cid[sel]
-        held = best[sel]
-        fresh = held == 0
-        best[sel[fresh]] = cid[fresh]
-        rival = ~fresh
-        sel, cid, held = sel[rival], cid[rival], held[rival]
-        if sel.size == 0:
-            continue
-        pos = coords[sel] + step
-        d1 = best_d2[sel]
-        unmeasured = d1 < 0
-        if unmeasured.any():
-            d = clumps.peak[held[unmeasured]] - pos[unmeasured]
-            d1[unmeasured] = np.einsum("ij,ij->i", d, d)
-        d = clumps.peak[cid] - pos
-        d2 = np.einsum("ij,ij->i", d, d)
-        better = d2 < d1
-        d1[better] = d2[better]
-        best_d2[sel] = d1
-        best[sel[better]] = cid[better]
-    return best
-
-
-def _share_out(coords: np.ndarray, cand: np.ndarray, clumps: _Clumps) -> np.ndarray:
-    """Give each voxel to the candidate clump with the nearest peak (ties: lowest id).
-
-    For one large region (a k-d tree over the candidate peaks); ``cand`` must be sorted
-    ascending.
-    """
-    peaks = clumps.peak[cand]
-    if coords.shape[0] * cand.size <= _BRUTE_PAIRS:
-        return _nearest_brute(coords, cand, peaks)
-    k = min(_KD_NEIGHBOURS, cand.size)
-    dist, j = cKDTree(peaks).query(coords, k=k, workers=-1)
-    # Distances are square roots of integers, so equal distances compare equal exactly.
-    # Among tied nearest peaks the lowest id wins; ties the k found may not all show
-    # (k-fold or worse) go to the exhaustive search.
-    tied = dist == dist[:, :1]
-    out = np.where(tied, cand[j], np.iinfo(np.int32).max).min(axis=1).astype(np.int32)
-    if k < cand.size:
-        unsure = np.flatnonzero(tied[:, -1])
-        if unsure.size:
-            out[unsure] = _nearest_brute(coords[unsure], cand, peaks)
-    return out
-
-
-def _nearest_brute(coords: np.ndarray, cand: np.ndarray, peaks: np.ndarray) -> np.ndarray:
-    # |q - p|^2 - |q|^2 = |p|^2 - 2 q.p, exact in float64 for pixel coordinates, so
-    # argmin (first minimum, i.e. lowest id) sees ties exactly.
-    pf = peaks.astype(np.float64)
-    pp = np.einsum("ij,ij->i", pf, pf)
-    out = np.empty(coords.shape[0], dtype=np.int32)
-    step = max(1, _BRUTE_PAIRS // cand.size)
-    for lo in range(0, coords.shape[0], step):
-        q = coords[lo:lo + step].astype(np.float64)
-        out[lo:lo + step] = cand[np.argmin(pp - 2.0 * (q @ pf.T), axis=1)]
-    return out
-
-
-def _dense_band(coords: np.ndarray) -> bool:
-    """Label in the bounding box (True) or as a sparse neighbour graph (False)?"""
-    extent = coords.max(axis=0) - coords.min(axis=0) + 1
-    return bool(np.prod(extent, dtype=np.float64) <= _DENSE_BOX * coords.shape[0])
-
-
-def _components(
-    coords: np.ndarray, structure: np.ndarray, edges: tuple[np.ndarray, np.ndarray] | None,
-) -> tuple[np.ndarray, int]:
-    """Connected components (ids 0..n-1) of one band's voxels.
-
-    A band that fills a good part of its bounding box is labelled there with
-    ``ndimage.label``; a sparse one (typical of the upper levels, scattered over the
-    whole cube) from its neighbour pairs ``edges``, at a cost that follows its size.
-    """
-    if edges is None:
-        lo = coords.min(axis=0)
-        local = tuple((coords - lo).T)
-        box = np.zeros(tuple(coords.max(axis=0) - lo + 1), dtype=bool)
-        box[local] = True
-        lab, n = ndi.label(box, structure=structure)
-        return lab[local] - 1, n
-    i, j = edges
-    graph = coo_matrix((np.ones(i.size, dtype=np.int8), (i, j)),
-                       shape=(coords.shape[0], coords.shape[0]))
-    n, comp = connected_components(graph, directed=True, connection="weak")
-    return comp, n
 
 
 def clumpfind(
@@ -383,12 +209,12 @@ def clumpfind(
     idx = idx[order]
     del band, order
 
-    padded = (shape[0] + 2, shape[1] + 2, shape[2] + 2)
-    ipa = np.zeros(padded, dtype=np.int32)  # clump ids, zero-padded so offsets never wrap
+    grid = PaddedGrid(shape, 1)
+    ipa = np.zeros(grid.pshape, dtype=np.int32)  # clump ids, zero-padded: offsets never wrap
     flat_ipa = ipa.reshape(-1)
-    neighbours = _neighbours(naxis, padded)
+    neighbours = neighbour_steps(naxis, grid)
     structure = ndi.generate_binary_structure(3, naxis)
-    clumps = _Clumps()
+    clumps = Clumps()
     assigned: list[np.ndarray] = []
     owners: list[np.ndarray] = []
     total = max(int(idx.size), 1)
@@ -403,22 +229,22 @@ def clumpfind(
             continue
         done += sel.size
         coords = np.stack(np.unravel_index(sel, shape), axis=1)
-        pidx = np.ravel_multi_index(tuple((coords + 1).T), padded)
+        pidx = np.ravel_multi_index(tuple((coords + 1).T), grid.pshape)
         values = flat[sel]
         flat_ipa[pidx] = -1 - np.arange(sel.size, dtype=np.int32)
-        sparse = not _dense_band(coords)
-        near, *edges = _scan_band(pidx, coords, flat_ipa, neighbours, clumps, sparse)
+        sparse = not dense_band(coords)
+        near, *edges = scan_band(pidx, coords, flat_ipa, neighbours, clumps, sparse)
         step.update(0.4)
-        comp, ncomp = _components(coords, structure, tuple(edges) if sparse else None)
+        comp, ncomp = components(coords, structure, tuple(edges) if sparse else None)
         step.update(0.6)
-        scan = _scan_key(coords, shape)
-        region_peak = _region_peaks(comp, ncomp, values, scan)
+        scan = scan_key(coords, shape)
+        region_peak = region_peaks(comp, ncomp, values, scan)
 
         target = np.zeros(sel.size, dtype=np.int32)
         if idl:
-            new_region = _share_idl(comp, ncomp, near, coords, target, clumps)
+            new_region = share_idl(comp, ncomp, near, coords, target, clumps)
         else:
-            new_region = _erode(comp, ncomp, near, coords, pidx, target, flat_ipa,
+            new_region = erode(comp, ncomp, near, coords, pidx, target, flat_ipa,
                                 neighbours, clumps, keep_new=k > 0)
 
         # New clumps are numbered in the order CUPID's scan meets their first voxel.
@@ -443,179 +269,13 @@ def clumpfind(
     vox = np.concatenate(assigned) if assigned else np.empty(0, dtype=np.int64)
     own = np.concatenate(owners) if owners else np.empty(0, dtype=np.int32)
     del assigned, owners
-    keep = _keep_mask(vox, own, data, clumps, minpix, allow_edge, maxbad)
+    keep = keep_mask(vox, own, data, clumps, minpix, allow_edge, maxbad)
     progress.update(0.97, "clumpfind: numbering clumps")
-    kept = np.flatnonzero(keep)
-    kept = kept[np.argsort(-clumps.vpeak[kept], kind="stable")]
-    lut = np.zeros(clumps.count + 1, dtype=np.int32)
-    lut[kept] = np.arange(1, kept.size + 1, dtype=np.int32)
+    lut = number_by_peak(keep, clumps.vpeak)
     out = np.zeros(shape, dtype=np.int32)
     out.reshape(-1)[vox] = lut[own]
-    progress.update(1.0, f"clumpfind: {kept.size} clumps")
+    progress.update(1.0, f"clumpfind: {int(lut.max())} clumps")
     return out
-
-
-def _region_peaks(comp: np.ndarray, ncomp: int, values: np.ndarray,
-                  scan: np.ndarray) -> np.ndarray:
-    """Index of each region's peak: its largest value, first in CUPID's scan among equals.
-
-    (CUPID itself breaks such ties by the order in which partial regions merged during
-    its scan; exactly equal maxima within one region are rare in real data.)
-    """
-    vmax = np.full(ncomp, -np.inf, dtype=values.dtype)
-    np.maximum.at(vmax, comp, values)
-    top = np.flatnonzero(values == vmax[comp])
-    top = top[np.lexsort((scan[top], comp[top]))]  # usually one per region: small
-    first = np.ones(top.size, dtype=bool)
-    first[1:] = comp[top[1:]] != comp[top[:-1]]
-    peaks = np.empty(ncomp, dtype=np.int64)
-    peaks[comp[top[first]]] = top[first]
-    return peaks
-
-
-def _scan_key(coords: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
-    """Position in CUPID's scan, v fastest (pycupid passes the (v, y, x) array in F order)."""
-    return (coords[:, 2] * shape[1] + coords[:, 1]) * shape[0] + coords[:, 0]
-
-
-def _share_idl(
-    comp: np.ndarray, ncomp: int, near: np.ndarray, coords: np.ndarray,
-    target: np.ndarray, clumps: _Clumps,
-) -> np.ndarray:
-    """IDLAlg=1: share each region out among the clumps its boundary voxels noted.
-
-    Fills ``target`` for shared voxels; returns a bool mask of regions that start
-    a new clump (those touching no clump).
-    """
-    touching = np.flatnonzero(near)
-    width = np.int64(clumps.count + 1)
-    pairs = np.unique(comp[touching].astype(np.int64) * width + near[touching])
-    pair_comp = pairs // width
-    pair_clump = (pairs % width).astype(np.int32)
-    nneb = np.bincount(pair_comp, minlength=ncomp)
-
-    single = nneb == 1
-    only = np.zeros(ncomp, dtype=np.int32)
-    only[pair_comp[single[pair_comp]]] = pair_clump[single[pair_comp]]
-    target[:] = only[comp]
-
-    multi = np.flatnonzero(nneb > 1)
-    if multi.size:
-        cand_start = np.concatenate([[0], np.cumsum(nneb)])
-        members = np.flatnonzero(nneb[comp] > 1)
-        members = members[np.argsort(comp[members], kind="stable")]
-        sizes = np.bincount(comp[members], minlength=ncomp)[multi]
-        parts = np.split(members, np.cumsum(sizes)[:-1])
-        pairs_needed = sizes * nneb[multi]
-        batch: list[np.ndarray] = []
-        batch_pairs = 0
-        for c, part, npairs in zip(multi, parts, pairs_needed, strict=True):
-            if npairs > _BRUTE_PAIRS:
-                cand = pair_clump[cand_start[c]:cand_start[c + 1]]
-                target[part] = _share_out(coords[part], cand, clumps)
-                continue
-            batch.append(part)
-            batch_pairs += npairs
-            if batch_pairs >= _BRUTE_PAIRS:
-                _share_small(np.concatenate(batch), comp, nneb, cand_start, pair_clump,
-                             coords, target, clumps)
-                batch, batch_pairs = [], 0
-        if batch:
-            _share_small(np.concatenate(batch), comp, nneb, cand_start, pair_clump,
-                         coords, target, clumps)
-    return nneb == 0
-
-
-def _share_small(
-    vox: np.ndarray, comp: np.ndarray, nneb: np.ndarray, cand_start: np.ndarray,
-    pair_clump: np.ndarray, coords: np.ndarray, target: np.ndarray, clumps: _Clumps,
-) -> None:
-    """Nearest-peak sharing for many small regions at once, over (voxel, candidate) pairs.
-
-    ``vox`` holds voxels of several regions; region ``c``'s candidate clumps are
-    ``pair_clump[cand_start[c]:cand_start[c] + nneb[c]]`` (ascending, so the first
-    minimum is the lowest id).
-    """
-    count = nneb[comp[vox]]
-    start = np.zeros(vox.size, dtype=np.int64)
-    np.cumsum(count[:-1], out=start[1:])
-    owner = np.repeat(np.arange(vox.size), count)
-    within = np.arange(owner.size) - start[owner]
-    cid = pair_clump[cand_start[comp[vox]][owner] + within]
-    d = clumps.peak[cid] - coords[vox][owner]
-    d2 = np.einsum("ij,ij->i", d, d)
-    best = np.minimum.reduceat(d2, start)
-    hit = np.flatnonzero(d2 == best[owner])
-    first = np.ones(hit.size, dtype=bool)
-    first[1:] = owner[hit[1:]] != owner[hit[:-1]]
-    target[vox] = cid[hit[first]]
-
-
-def _erode(
-    comp: np.ndarray, ncomp: int, near: np.ndarray, coords: np.ndarray, pidx: np.ndarray,
-    target: np.ndarray, flat_ipa: np.ndarray, neighbours: tuple[np.ndarray, np.ndarray],
-    clumps: _Clumps, keep_new: bool,
-) -> np.ndarray:
-    """IDLAlg=0: erode regions into adjoining clumps one voxel layer per pass.
-
-    Fills ``target`` (and ``flat_ipa``) for transferred voxels; returns a bool mask of
-    regions whose remainder starts a new clump.
-    """
-    left = np.arange(comp.size)
-    while True:
-        moved = near != 0
-        if not moved.any():
-            break
-        target[left[moved]] = near[moved]
-        flat_ipa[pidx[left[moved]]] = near[moved]
-        left = left[~moved]
-        if left.size == 0:
-            break
-        near = _scan_band(pidx[left], coords[left], flat_ipa, neighbours, clumps)[0]
-    remaining = np.zeros(ncomp, dtype=bool)
-    if keep_new:
-        remaining[comp[left]] = True
-    return remaining
-
-
-def _keep_mask(
-    vox: np.ndarray, own: np.ndarray, data: np.ndarray, clumps: _Clumps, minpix: int,
-    allow_edge: bool, maxbad: float,
-) -> np.ndarray:
-    """Which clump ids (index = id) survive CUPID's rejection tests.
-
-    ``vox`` are the flat indices of all assigned voxels and ``own`` their clump ids.
-    """
-    n = clumps.count
-    shape = data.shape
-    pop = np.bincount(own, minlength=n + 1)
-    keep = pop >= max(int(minpix), 1)
-    keep[0] = False
-    coords = np.unravel_index(vox, shape)
-
-    # A clump one pixel thick along any (non-degenerate) axis is rejected, as in CUPID.
-    for axis, c in enumerate(coords):
-        if shape[axis] == 1:
-            continue
-        lo = np.full(n + 1, shape[axis], dtype=np.int64)
-        hi = np.full(n + 1, -1, dtype=np.int64)
-        np.minimum.at(lo, own, c)
-        np.maximum.at(hi, own, c)
-        keep &= hi > lo
-        if not allow_edge:
-            on_edge = (c == 0) | (c == shape[axis] - 1)
-            keep[np.unique(own[on_edge])] = False
-
-    if shape[0] > 2 and np.isnan(data).any():
-        # CUPID counts clump voxels next to a blank one along its first axis (v here).
-        v = coords[0]
-        inner = np.flatnonzero((v > 0) & (v < shape[0] - 1))
-        step = shape[1] * shape[2]
-        flat = data.reshape(-1)
-        bad = np.isnan(flat[vox[inner] - step]) | np.isnan(flat[vox[inner] + step])
-        nbad = np.bincount(own[inner[bad]], minlength=n + 1)
-        keep &= ~(nbad > maxbad * pop)
-    return keep
 
 
 def run(data: np.ndarray, rms: float, params: dict[str, Any], progress: Progress) -> np.ndarray:
