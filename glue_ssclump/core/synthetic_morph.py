@@ -43,18 +43,26 @@ hard case).
 
 from __future__ import annotations
 
-import math
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from astropy.table import Table
-from scipy.spatial import cKDTree
 
 from .errors import SSClumpError
 from .progress import Progress, ensure_progress
-from .synthetic import SyntheticSettings, _add_clump, _add_noise, _fill_diffuse, synthetic_header
+from .synthetic_clumps import add_clumps
+from .synthetic_fields import add_noise, fill_diffuse
+from .synthetic_header import synthetic_header
+from .synthetic_morph_parts import (
+    add_filament,
+    clump_params,
+    count_per_volume,
+    nan_mask,
+    truncated_positions,
+)
+from .synthetic_settings import apply_overrides, settings_meta
+from .synthetic_truth import match_peaks, peak_arrays
 
 __all__ = [
     "MORPH_PRESETS",
@@ -132,119 +140,7 @@ def _settings(preset: str | MorphSettings, **overrides: Any) -> MorphSettings:
         if preset not in MORPH_PRESETS:
             raise MorphSettingsError(f"unknown preset {preset!r}; known: {', '.join(MORPH_PRESETS)}")
         base = MORPH_PRESETS[preset]
-    given = {k: v for k, v in overrides.items() if v is not None}
-    if "shape" in given:
-        given["shape"] = tuple(int(n) for n in given["shape"])
-    return replace(base, **given)
-
-
-def _count(rate: float, shape: Sequence[int]) -> int:
-    return int(round(rate * float(np.prod(shape)) / 1e5))
-
-
-def _clump_params(n: int, rng: np.random.Generator, snr: tuple[float, float],
-                  smaj: tuple[float, float], shape: Sequence[int], margin: float
-                  ) -> dict[str, np.ndarray]:
-    nv, ny, nx = shape
-    lo, hi = math.log(snr[0]), math.log(snr[1])
-    s_major = rng.uniform(*smaj, n)
-    return {
-        "snr": np.exp(rng.uniform(lo, hi, n)),
-        "smaj": s_major,
-        "smin": s_major * rng.uniform(0.55, 1.0, n),
-        "pa": rng.uniform(0.0, 180.0, n),
-        "sv": rng.uniform(1.0, 2.5, n),
-        "grad": rng.uniform(-0.35, 0.35, n),
-        "z": rng.uniform(4.0, nv - 5.0, n),
-        "y": rng.uniform(margin, ny - 1 - margin, n),
-        "x": rng.uniform(margin, nx - 1 - margin, n),
-    }
-
-
-def _add_filament(out: np.ndarray, rng: np.random.Generator, s: MorphSettings) -> dict:
-    """Add one beaded, curved tube with a velocity gradient; return its description."""
-    nv, ny, nx = out.shape
-    length = rng.uniform(40.0, 110.0)
-    ang = rng.uniform(0.0, np.pi)
-    c = np.array([rng.uniform(10, ny - 10), rng.uniform(10, nx - 10)])
-    d = np.array([np.sin(ang), np.cos(ang)])
-    p0, p2 = c - 0.5 * length * d, c + 0.5 * length * d
-    bend = rng.uniform(-0.35, 0.35) * length * np.array([-d[1], d[0]])
-    p1 = c + bend
-    width = rng.uniform(1.2, 2.0)
-    sv = rng.uniform(1.2, 2.2)
-    v0 = rng.uniform(12.0, nv - 13.0)
-    dv = rng.uniform(-8.0, 8.0)  # channels from one end to the other
-    period = rng.uniform(5.0, 9.0)
-    peak = rng.uniform(*s.filament_snr) * s.rms
-    phase = rng.uniform(0, 2 * np.pi)
-    n_pts = int(length / 0.5)
-    t = np.linspace(0.0, 1.0, n_pts)
-    pts = ((1 - t) ** 2)[:, None] * p0 + (2 * (1 - t) * t)[:, None] * p1 + (t ** 2)[:, None] * p2
-    arc = np.concatenate([[0.0], np.cumsum(np.hypot(*np.diff(pts, axis=0).T))])
-    amp = s.bead_contrast + (1 - s.bead_contrast) * 0.5 * (1 + np.cos(2 * np.pi * arc / period
-                                                                      + phase))
-    # Sum of sky Gaussians every 0.5 px along the curve: a tube of sky sigma ``width``.
-    # The spacing-to-width ratio sets the tube's peak relative to one Gaussian
-    # (sqrt(2 pi) width / 0.5), divided out so beads peak at ``peak``.
-    norm = peak * 0.5 / (math.sqrt(2 * math.pi) * width)
-    r = int(math.ceil(4 * width))
-    rv = int(math.ceil(4 * sv))
-    for (py, px), a, tt in zip(pts, amp, t, strict=True):
-        zc = v0 + dv * (tt - 0.5)
-        y0, y1 = max(0, int(py) - r), min(ny, int(py) + r + 2)
-        x0, x1 = max(0, int(px) - r), min(nx, int(px) + r + 2)
-        z0, z1 = max(0, int(zc) - rv), min(nv, int(zc) + rv + 2)
-        if y0 >= y1 or x0 >= x1 or z0 >= z1:
-            continue
-        yy = np.arange(y0, y1)[:, None] - py
-        xx = np.arange(x0, x1)[None, :] - px
-        sky = np.exp(-0.5 * (yy ** 2 + xx ** 2) / width ** 2)
-        spec = np.exp(-0.5 * ((np.arange(z0, z1) - zc) / sv) ** 2)
-        out[z0:z1, y0:y1, x0:x1] += (norm * a * spec[:, None, None] * sky[None]).astype(
-            np.float32)
-    return {"y": float(c[0]), "x": float(c[1]), "z": float(v0), "snr": peak / s.rms,
-            "smaj": length, "smin": width, "sv": sv, "pa": float(np.degrees(ang)),
-            "grad": dv / length}
-
-
-def _nan_mask(shape: Sequence[int], s: MorphSettings, rng: np.random.Generator
-              ) -> np.ndarray:
-    """Sky mask (ny, nx) of blanks: irregular strips on the low-x and high-y sides, a hole."""
-    _, ny, nx = shape
-    blank = np.zeros((ny, nx), bool)
-    lo, hi = s.nan_border
-    wx = np.interp(np.arange(ny), np.linspace(0, ny - 1, 6), rng.uniform(lo, hi, 6))
-    blank[np.arange(nx)[None, :] < wx[:, None]] = True
-    wy = np.interp(np.arange(nx), np.linspace(0, nx - 1, 6), rng.uniform(lo, hi, 6))
-    blank[np.arange(ny)[:, None] >= ny - wy[None, :]] = True
-    hy, hx = int(rng.uniform(0.3, 0.6) * ny), int(rng.uniform(0.3, 0.6) * nx)
-    h = int(rng.uniform(6, 12))
-    blank[hy:hy + h, hx:hx + h] = True
-    return blank
-
-
-def _truncated_positions(n: int, blank: np.ndarray, shape: Sequence[int],
-                         rng: np.random.Generator) -> np.ndarray:
-    """Peak positions (z, y, x) 3-6 px inside a blank or beyond the cube edge."""
-    from scipy import ndimage
-
-    nv, ny, nx = shape
-    # distance of blank pixels to the nearest valid one
-    depth = ndimage.distance_transform_edt(blank)
-    inside = np.argwhere((depth >= 3) & (depth <= 6))
-    out = np.empty((n, 3))
-    for i in range(n):
-        out[i, 0] = rng.uniform(6.0, nv - 7.0)
-        if inside.size and rng.random() < 0.6:
-            out[i, 1:] = inside[rng.integers(len(inside))]
-        else:  # beyond the high-x or low-y edge (the sides without a blank strip)
-            off = -rng.uniform(3.0, 6.0)
-            if rng.random() < 0.5:
-                out[i, 1:] = (rng.uniform(10, ny - 20), nx - 1 - off)
-            else:
-                out[i, 1:] = (off, rng.uniform(20, nx - 10))
-    return out
+    return apply_overrides(base, overrides)
 
 
 def make_morph_cube(
@@ -292,30 +188,29 @@ def make_morph_cube(
     r_clump, r_fil, r_diff, r_noise, r_nan, r_trunc = rngs
     shape = s.shape
     extended = np.zeros(shape, np.float32)
-    diffuse_settings = SyntheticSettings(
-        shape=shape, rms=s.rms, diffuse_peak=s.diffuse_peak, diffuse_cover=s.diffuse_cover,
-        diffuse_scale=(6.0, 14.0), diffuse_detail_scale=(3.0, 5.0), diffuse_detail_weight=0.3)
-    _fill_diffuse(extended, diffuse_settings, r_diff, progress.span(0.0, 0.15))
-    fils = [_add_filament(extended, r_fil, s) for _ in range(_count(s.n_filaments, shape))]
+    fill_diffuse(extended, r_diff, progress.span(0.0, 0.15), rms=s.rms,
+                 diffuse_peak=s.diffuse_peak, diffuse_scale=(6.0, 14.0),
+                 diffuse_detail_scale=(3.0, 5.0), diffuse_detail_weight=0.3,
+                 diffuse_cover=s.diffuse_cover)
+    fils = [add_filament(extended, r_fil, s)
+            for _ in range(count_per_volume(s.n_filaments, shape))]
     progress.update(0.3)
 
-    blank = _nan_mask(shape, s, r_nan)
-    comp = _clump_params(_count(s.n_compact, shape), r_clump, s.clump_snr, (1.0, 2.6),
-                         shape, 3.0)
-    large = _clump_params(_count(s.n_large, shape), r_clump, s.large_snr, (4.5, 7.5),
-                          shape, 8.0)
-    trunc = _clump_params(_count(s.n_truncated, shape), r_trunc, (8.0, 25.0), (1.5, 2.6),
-                          shape, 3.0)
-    pos = _truncated_positions(len(trunc["x"]), blank, shape, r_trunc)
+    blank = nan_mask(shape, s, r_nan)
+    comp = clump_params(count_per_volume(s.n_compact, shape), r_clump, s.clump_snr,
+                        (1.0, 2.6), shape, 3.0)
+    large = clump_params(count_per_volume(s.n_large, shape), r_clump, s.large_snr,
+                         (4.5, 7.5), shape, 8.0)
+    trunc = clump_params(count_per_volume(s.n_truncated, shape), r_trunc, (8.0, 25.0),
+                         (1.5, 2.6), shape, 3.0)
+    pos = truncated_positions(len(trunc["x"]), blank, shape, r_trunc)
     trunc["z"], trunc["y"], trunc["x"] = pos[:, 0], pos[:, 1], pos[:, 2]
 
     clumps = np.zeros(shape, np.float32)
     rows = []
     for kind, par in (("compact", comp), ("large", large), ("truncated", trunc)):
+        add_clumps(clumps, par, s.rms)
         for i in range(len(par["x"])):
-            _add_clump(clumps, par["snr"][i] * s.rms, par["z"][i], par["y"][i], par["x"][i],
-                       par["smaj"][i], par["smin"][i], par["pa"][i], par["sv"][i],
-                       par["grad"][i])
             rows.append((kind, par["x"][i], par["y"][i], par["z"][i], par["snr"][i],
                          par["smaj"][i], par["smin"][i], par["sv"][i]))
     for f in fils:
@@ -324,9 +219,8 @@ def make_morph_cube(
     progress.update(0.5)
 
     data = clumps + extended
-    noise_settings = SyntheticSettings(shape=shape, rms=s.rms, lag1=s.lag1,
-                                       beam_fwhm=s.beam_fwhm)
-    _add_noise(data, noise_settings, r_noise, progress.span(0.5, 0.95))
+    add_noise(data, r_noise, progress.span(0.5, 0.95), rms=s.rms, lag1=s.lag1,
+              beam_fwhm=s.beam_fwhm)
     data[:, blank] = np.nan
 
     truth = Table(rows=rows, names=("kind", "x", "y", "z", "snr_peak", "sigma_major",
@@ -342,14 +236,10 @@ def make_morph_cube(
     truth["sigma_minor"].description = "pixels; for a filament its width"
     truth["sigma_v"].description = "channels"
     truth["is_target"] = np.isin(truth["kind"], ("compact", "large"))
-    truth.meta["settings"] = {k: (list(v) if isinstance(v, tuple) else v)
-                              for k, v in asdict(s).items()}
+    truth.meta["settings"] = settings_meta(s)
     truth.meta["seed"] = int(seed)
 
-    header = synthetic_header(shape, beam_fwhm=s.beam_fwhm)
-    header["CDELT3"] = header["CDELT3"] * 1000.0
-    header["CRVAL3"] = header["CRVAL3"] * 1000.0
-    header["CUNIT3"] = "m/s"
+    header = synthetic_header(shape, beam_fwhm=s.beam_fwhm, velocity_unit="m/s")
     header["SYNSEED"] = (int(seed), "synthetic cube seed")
     header["SYNRMS"] = (s.rms, "[K] injected noise rms")
     header["HISTORY"] = f"glue_ssclump morphology-truth cube, seed {int(seed)}"
@@ -384,22 +274,12 @@ def morph_truth(
     -------
     ndarray of bool
     """
-    px, py, pz = (np.asarray(getattr(candidates[c], "value", candidates[c]), float)
-                  for c in ("peak_x", "peak_y", "peak_z"))
-    out = np.zeros(px.shape, bool)
+    px, py, pz = peak_arrays(candidates)
     snr = np.asarray(truth["snr_peak"], float)
     ok = (np.asarray(truth["is_target"], bool) & (snr >= snr_min)
           & (snr >= dominance * np.asarray(truth["ext_at_peak"], float)))
-    good = np.flatnonzero(ok)
-    if good.size == 0 or px.size == 0:
-        return out
-    tx, ty, tz = (np.asarray(truth[c], float)[good] for c in ("x", "y", "z"))
-    hits = cKDTree(np.column_stack([tx, ty])).query_ball_point(np.column_stack([px, py]),
-                                                               r=dpix)
-    for i, cand in enumerate(hits):
-        if cand and np.any(np.abs(tz[np.asarray(cand)] - pz[i]) <= dchan):
-            out[i] = True
-    return out
+    tx, ty, tz = (np.asarray(truth[c], float)[ok] for c in ("x", "y", "z"))
+    return match_peaks(px, py, pz, tx, ty, tz, dpix, dchan) >= 0
 
 
 def candidate_kinds(candidates: Table, truth: Table, models: dict[str, np.ndarray],
