@@ -31,6 +31,7 @@ from .pairing import KEY
 
 __all__ = [
     "candidates_in_region",
+    "keep_edit_subset",
     "rows_for_ids",
     "select_candidates",
     "select_candidates_in_region",
@@ -89,10 +90,8 @@ def set_subset_group(data_collection: DataCollection, label: str,
             group.subset_state = state
             return group
     style = {} if color is None else {"color": color}
-    with _not_the_edit_subset(data_collection) as created:
-        created.append(data_collection.new_subset_group(label=label, subset_state=state,
-                                                        **style))
-    return created[0]
+    with keep_edit_subset(data_collection):
+        return data_collection.new_subset_group(label=label, subset_state=state, **style)
 
 
 class _EditSubsetWatch(HubListener):
@@ -104,22 +103,45 @@ class _EditSubsetWatch(HubListener):
 
 
 @contextmanager
-def _not_the_edit_subset(data_collection: DataCollection) -> Iterator[list[SubsetGroup]]:
-    """Keep groups created in this block from becoming glue's edit subset.
+def keep_edit_subset(data_collection: DataCollection,
+                     edit_subset_mode: Any = None) -> Iterator[None]:
+    """Keep subset groups created in this block from becoming glue's edit subset.
 
     glue-qt selects every new subset group in its data collection panel, and the
     selection becomes the edit subset: the user's next brush would then redefine a
-    group we keep (say "SS-3D-Clump: rejected") instead of making a new subset. Such a
-    hand-over is undone here: the edit subset becomes none ("new subset" mode).
+    group glue-ssclump keeps ("SS-3D-Clump: rejected", "Current candidate", a galaxy
+    verdict group) instead of making a new subset.  Such a hand-over is undone here:
+
+    * ``edit_subset_mode`` (a session's), if given, gets back the edit subset it had
+      before the block whenever the block changed it;
+    * any other mode left editing a group created in the block edits none ("new
+      subset" mode).
+
+    An edit subset the user chooses outside the block is left alone, and blocks may be
+    nested (every group glue-ssclump makes goes through :func:`set_subset_group`).
+
+    Parameters
+    ----------
+    data_collection : DataCollection
+        Where the groups are created (its hub carries glue's edit-subset messages).
+    edit_subset_mode : glue.core.edit_subset_mode.EditSubsetMode, optional
+        ``session.edit_subset_mode``, whose edit subset is restored.
     """
-    created: list[SubsetGroup] = []
+    groups_before = list(data_collection.subset_groups)
+    before = None if edit_subset_mode is None else list(edit_subset_mode.edit_subset)
     watch = _EditSubsetWatch()
     data_collection.hub.subscribe(watch, EditSubsetMessage, handler=watch.notify)
     try:
-        yield created
+        yield
     finally:
         data_collection.hub.unsubscribe_all(watch)
+    if before is not None and list(edit_subset_mode.edit_subset) != before:
+        edit_subset_mode.edit_subset = [g for g in before
+                                        if g in data_collection.subset_groups]
+    created = [g for g in data_collection.subset_groups if g not in groups_before]
     for mode in dict.fromkeys(watch.modes):  # each edit-subset mode once, in order
+        if mode is edit_subset_mode:
+            continue
         if any(group in getattr(mode, "edit_subset", ()) for group in created):
             mode.edit_subset = []
 

@@ -37,7 +37,7 @@ from ..integration.galaxy_factory import (
     image_data_for,
 )
 from ..integration.galaxy_verdicts import GALAXY_VERDICTS, group_labels, set_verdict
-from .galaxy_viewer import outline_regions, release_edit_subset, show_galaxy
+from .galaxy_viewer import outline_regions, show_galaxy
 from .worker import Worker, WorkerDialogMixin, guarded, show_message
 
 log = logging.getLogger(__name__)
@@ -245,7 +245,6 @@ class GalaxyDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         self.ui.label_status.setText(text + ".")
         self.ui.label_status.setToolTip(f"fine-tuned detector: {result.saved}"
                                         if result.saved else "")
-        release_edit_subset(self.session)
         app = getattr(self.session, "application", None)
         if app is None or not hasattr(app, "new_data_viewer"):
             return
@@ -327,12 +326,9 @@ class GalaxyDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
                               "Select clumps in the table viewer, or draw a region on the "
                               "image, then choose a verdict.")
             return 0
-        had = {g.label for g in self.data_collection.subset_groups}
+        # The first verdict makes the groups (a factory-opened pair); set_subset_group
+        # keeps them from becoming the edit subset the next selection would replace.
         n = set_verdict(self.data_collection, clumps, rows, verdict)
-        if any(label not in had for label in group_labels(clumps).values()):
-            # The first verdict made the groups (a factory-opened pair): the next
-            # selection must not replace one of them.
-            release_edit_subset(self.session)
         image = image_data_for(self.data_collection, clumps)
         where = f" of {image.label!r}" if image is not None else ""
         self.ui.label_status.setText(f"{n} clump(s){where} marked {verdict!r}.")

@@ -14,7 +14,7 @@ from typing import Any
 
 from glue.core.data import Data
 
-__all__ = ["outline_regions", "release_edit_subset", "show_galaxy"]
+__all__ = ["outline_regions", "show_galaxy"]
 
 #: Outline colour of every box (a subset's boxes are drawn over it in its colour).
 BOX_COLOUR = "#bbbbbb"
@@ -38,23 +38,14 @@ def outline_regions(viewer: Any) -> None:
             collection.set_linewidth(BOX_WIDTH)
 
 
-def release_edit_subset(session: Any) -> None:
-    """Make glue's next selection a new subset rather than an edit of the newest group.
-
-    glue-qt makes every new subset group the edit subset, so after the verdict groups
-    are created a region drawn on the image would otherwise replace, say, "Galaxy
-    clumps: rejected".
-    """
-    mode = getattr(session, "edit_subset_mode", None)
-    if mode is not None:
-        mode.edit_subset = []
-
-
 def show_galaxy(application: Any, image_data: Data, clump_data: Data | None) -> Any:
     """A glue image viewer showing the image with its clump boxes and verdict groups.
 
     The verdict groups are made if missing (a pair opened with the data factory has
-    none yet) and the edit subset is released (:func:`release_edit_subset`).
+    none yet), and glue-qt's hand-over of a new group as the edit subset is undone
+    (:func:`~glue_ssclump.integration.selection.keep_edit_subset`), so a region drawn
+    on the image makes a new subset rather than replacing, say, "Galaxy clumps:
+    rejected".
 
     Parameters
     ----------
@@ -74,6 +65,7 @@ def show_galaxy(application: Any, image_data: Data, clump_data: Data | None) -> 
     from glue_qt.viewers.image import ImageViewer
 
     from ..integration.galaxy_verdicts import update_galaxy_subsets
+    from ..integration.selection import keep_edit_subset
 
     viewer = application.new_data_viewer(ImageViewer, data=image_data)
     viewer.state.color_mode = "Colormaps"
@@ -82,8 +74,8 @@ def show_galaxy(application: Any, image_data: Data, clump_data: Data | None) -> 
     image_state.percentile = 99.5
     if clump_data is None:
         return viewer
-    update_galaxy_subsets(application.data_collection, clump_data)
-    release_edit_subset(application.session)
+    with keep_edit_subset(application.data_collection):
+        update_galaxy_subsets(application.data_collection, clump_data)
     viewer.add_data(clump_data)
     for state in viewer.state.layers:
         if isinstance(state, ScatterRegionLayerState) and state.layer is clump_data:
