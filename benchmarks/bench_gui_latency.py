@@ -71,6 +71,9 @@ def run_once(fn, job, plots: LivePlots, bar, label) -> tuple[np.ndarray, float]:
     timer.setInterval(TIMER_MS)
     timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
     loop = QtCore.QEventLoop()
+    # Nothing else listens to this worker: `done` follows the outcome at once.
+    dispatched: list[float] = []
+    worker.done.connect(lambda: dispatched.append(time.perf_counter()))
     worker.done.connect(loop.quit)
     t0 = time.perf_counter()
     ticks.append(t0)
@@ -82,7 +85,7 @@ def run_once(fn, job, plots: LivePlots, bar, label) -> tuple[np.ndarray, float]:
     if worker.outcome != "succeeded":
         raise RuntimeError(f"{fn.__name__}: {worker.outcome}: {worker.error}")
     # gaps until the outcome reached the GUI thread (the write-back is the dialog's own)
-    t = np.asarray([x for x in ticks if x <= worker.dispatched_at] + [worker.dispatched_at])
+    t = np.asarray([x for x in ticks if x <= dispatched[0]] + [dispatched[0]])
     return np.diff(t), wall
 
 

@@ -32,7 +32,7 @@ from glue_ssclump.integration.galaxy_factory import (  # noqa: E402
     load_galaxy_clumps,
 )
 from glue_ssclump.integration.galaxy_verdicts import group_label, verdicts_of  # noqa: E402
-from glue_ssclump.qt import worker as worker_module  # noqa: E402
+from glue_ssclump.qt import threads  # noqa: E402
 from glue_ssclump.qt.galaxy_dialog import GalaxyDialog  # noqa: E402
 from glue_ssclump.qt.galaxy_viewer import show_galaxy  # noqa: E402
 from glue_ssclump.qt.menus import GALAXY_LABEL  # noqa: E402
@@ -94,8 +94,7 @@ def glue_app(qapp, tmp_path_factory):
     for w in QtWidgets.QApplication.topLevelWidgets():
         if isinstance(w, QtWidgets.QMessageBox):
             w.close()
-    for running in list(worker_module._RUNNING):
-        running.stop()
+    threads.stop_all()
     app.close()
 
 

@@ -46,7 +46,7 @@ from glue_ssclump.integration.writeback import (  # noqa: E402
     GROUP_UNCERTAIN,
     write_verdicts,
 )
-from glue_ssclump.qt import worker as worker_module  # noqa: E402
+from glue_ssclump.qt import threads  # noqa: E402
 from glue_ssclump.qt.menus import (  # noqa: E402
     DETECT_LABEL,
     TRAIN_LABEL,
@@ -180,8 +180,7 @@ def glue_app(qapp, synthetic, tmp_path_factory):
     for w in QtWidgets.QApplication.topLevelWidgets():
         if isinstance(w, QtWidgets.QMessageBox):
             w.close()
-    for running in list(worker_module._RUNNING):
-        running.stop()
+    threads.stop_all()
     app.close()
 
 
@@ -230,9 +229,9 @@ def first_run(qapp, glue_app, tmp_path_factory):
     _wait(qapp, lambda: not dialog.is_running)
     _process(qapp, 0.1)
     gaps = meter.stop()
-    # Gaps ending before the outcome reached the GUI thread: training; the gap that
+    # Gaps ending before the training function returned: training; the gap that
     # holds the write-back (glue updating components and subset groups): completion.
-    during = gaps[:, 1] < dialog.worker.dispatched_at
+    during = gaps[:, 1] < dialog.worker.finished_at
     busy = gaps[during, 0]
     completion = float(gaps[~during, 0].max())
     dialog.plots.canvas.mpl_disconnect(draw_cid)

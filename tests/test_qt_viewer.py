@@ -52,6 +52,12 @@ SNR = [30.0, 12.0, 20.0, 8.0]
 P_CLUMP = [0.9, 0.52, 0.7, 0.3]  # |p - 0.5| = 0.4, 0.02, 0.2, 0.2
 
 
+def _rendering_done(viewer) -> bool:
+    """Nothing queued or being drawn by the render thread, and every image it drew
+    has reached the viewer (the thread's own state, not a test hook)."""
+    return viewer._renderer.idle  # noqa: SLF001
+
+
 def _galactic_wcs() -> WCS:
     h = fits.Header()
     h["NAXIS"] = 3
@@ -325,7 +331,7 @@ def test_opens_and_shows_first_candidate(synth, qtbot, tmp_path):
     # the figure on screen is rendered off the GUI thread; the next candidates are
     # prefetched, so moving on shows them at once
     _wait_drawn(qtbot, viewer)
-    qtbot.waitUntil(lambda: viewer.rendering_idle, timeout=60000)
+    qtbot.waitUntil(lambda: _rendering_done(viewer), timeout=60000)
     qtbot.keyClick(viewer, Qt.Key_J)
     assert viewer.state.current_id == 2 and viewer.display_is_current
     qtbot.keyClick(viewer, Qt.Key_K)
@@ -749,7 +755,7 @@ def test_widgets_destroyed_while_indexing(qtbot, home, busy_index):
 
 def test_close_while_rendering_stops_the_render_thread(synth, qtbot, monkeypatch):
     app, viewer, cube, cat = synth
-    qtbot.waitUntil(lambda: viewer.rendering_idle, timeout=60000)
+    qtbot.waitUntil(lambda: _rendering_done(viewer), timeout=60000)
     views = render_module.candidate_views
 
     def slow_views(*args, **kwargs):
@@ -796,7 +802,7 @@ def test_render_methods_show_the_same_figure(synth, qtbot):
     images = {}
     for fast in (True, False):
         viewer.state.current_id = 1
-        qtbot.waitUntil(lambda: viewer.rendering_idle, timeout=60000)
+        qtbot.waitUntil(lambda: _rendering_done(viewer), timeout=60000)
         renderer.fast = fast
         viewer._cache.clear()  # noqa: SLF001
         viewer.state.current_id = 2  # drawn now, by this method
@@ -814,12 +820,12 @@ def test_current_group_follows_the_figure(synth, qtbot, monkeypatch):
     draws), then follows at once."""
     from qtpy.QtWidgets import QApplication
 
-    from glue_ssclump.qt import viewer as viewer_module
+    from glue_ssclump.qt.viewer import presenter as viewer_module
 
     app, viewer, cube, cat = synth
     dc = app.data_collection
     monkeypatch.setattr(viewer_module, "_GROUP_UPDATE_BACKSTOP_MS", 600_000)
-    qtbot.waitUntil(lambda: viewer.rendering_idle and _current_ids(dc, cat) == [1],
+    qtbot.waitUntil(lambda: _rendering_done(viewer) and _current_ids(dc, cat) == [1],
                     timeout=60000)
     release = threading.Event()
     views = render_module.candidate_views
@@ -841,7 +847,7 @@ def test_current_group_follows_the_figure(synth, qtbot, monkeypatch):
     qtbot.waitUntil(lambda: viewer.display_is_current, timeout=60000)
     qtbot.waitUntil(lambda: _current_ids(dc, cat) == [3], timeout=5000)
     # a prefetched candidate: shown at once, and the group follows right away
-    qtbot.waitUntil(lambda: viewer.rendering_idle, timeout=60000)
+    qtbot.waitUntil(lambda: _rendering_done(viewer), timeout=60000)
     viewer.next_candidate()
     assert viewer.display_is_current
     qtbot.waitUntil(lambda: _current_ids(dc, cat) == [4], timeout=5000)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import copy
 import threading
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,7 @@ from matplotlib.figure import Figure
 from qtpy import QtCore, QtGui, QtWidgets
 from qtpy.QtCore import Qt
 
+from . import threads
 from .candidates import candidate_views
 from .figure import CubeGeometry, FastVerificationFigure, VerificationFigure
 
@@ -82,37 +83,37 @@ class RenderJob:
         return int(self.key[4]), int(self.key[5]), float(self.key[6])
 
 
-class _Bridge(QtCore.QObject):
-    """Lives in the GUI thread; its signal carries results there (queued)."""
+class RenderWorker(QtCore.QThread):
+    """A thread that renders :class:`RenderJob` objects into ``QImage`` objects.
 
-    rendered = QtCore.Signal(object, object)  # key, QImage or Exception
+    Started at once through :func:`glue_ssclump.qt.threads.start`, which keeps it alive
+    until it ends (an application closed without closing the viewer stops it at exit).
 
-
-class RenderWorker:
-    """A daemon thread that renders :class:`RenderJob` objects into ``QImage`` objects.
-
-    Connect to :attr:`rendered` (``key, image_or_exception``); it is delivered in the
-    GUI thread. A daemon thread (not a ``QThread``) so that an application closed
-    without closing the viewer cannot abort on a running thread.
+    Notes
+    -----
+    ``rendered(key, image_or_exception, wall_s, cpu_s)``
+        Delivered on the GUI thread: the image (or the exception that stopped it),
+        with the wall-clock and render-thread CPU seconds it took.
     """
 
+    rendered = QtCore.Signal(object, object, float, float)
+    # From the render thread to this object (which lives in the GUI thread): queued.
+    _result = QtCore.Signal(object, object, float, float)
+
     def __init__(self) -> None:
-        self._bridge = _Bridge()
-        self.rendered = self._bridge.rendered
+        super().__init__()
         self._cond = threading.Condition()
         self._jobs: list[RenderJob] = []
         self._cube: tuple[int, np.ndarray, np.ndarray, CubeGeometry] | None = None
         self._busy: RenderJob | None = None
         self._stopped = False
-        #: Results sent so far (the GUI side counts what it received).
-        self.emitted = 0
-        #: (wall s, worker-thread CPU s) of the latest renders, for benchmarks.
-        self.timings: deque[tuple[float, float]] = deque(maxlen=1000)
+        # Results sent by the render thread that the GUI thread has not received yet.
+        self._in_flight = 0
         #: Draw with FastVerificationFigure; False: a full matplotlib redraw of the
         #: WCSAxes figure (the earlier way, kept for side-by-side benchmarks).
         self.fast = True
-        self._thread = threading.Thread(target=self._run, name="ssclump-render", daemon=True)
-        self._thread.start()
+        self._result.connect(self._deliver)
+        threads.start(self)
 
     # -- GUI thread API ----------------------------------------------------------------
 
@@ -143,27 +144,39 @@ class RenderWorker:
 
     @property
     def idle(self) -> bool:
-        """Nothing queued or being rendered."""
+        """Nothing queued or being rendered, and every result delivered (GUI thread)."""
         with self._cond:
-            return self._busy is None and not self._jobs
+            return self._busy is None and not self._jobs and self._in_flight == 0
 
     @property
     def is_alive(self) -> bool:
         """The render thread is running (False once :meth:`stop` has ended it)."""
-        return self._thread.is_alive()
+        try:
+            return bool(self.isRunning())
+        except RuntimeError:  # its C++ object is already gone
+            return False
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Finish the current render and end the thread."""
+    def request_stop(self) -> None:
+        """Drop the queue and end the thread after the current render (no wait)."""
         with self._cond:
             self._stopped = True
             self._jobs = []
             self._cond.notify()
-        if threading.current_thread() is not self._thread:
-            self._thread.join(timeout)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish the current render and end the thread."""
+        self.request_stop()
+        if QtCore.QThread.currentThread() is not self and self.is_alive:
+            self.wait(int(timeout * 1000))
+
+    def _deliver(self, key: tuple, result: object, wall: float, cpu: float) -> None:
+        with self._cond:
+            self._in_flight -= 1
+        self.rendered.emit(key, result, wall, cpu)
 
     # -- worker thread -----------------------------------------------------------------
 
-    def _run(self) -> None:
+    def run(self) -> None:  # the render thread
         # One figure per drawing method (see ``fast``), created on first use.
         figures: dict[bool, tuple[Figure, FastVerificationFigure | VerificationFigure]] = {}
         setup_for: dict[bool, tuple] = {}
@@ -212,11 +225,11 @@ class RenderWorker:
             except Exception as exc:  # shown by the viewer, never kills the thread
                 result = exc
             finally:
-                self.timings.append((time.perf_counter() - t0, time.thread_time() - c0))
+                wall, cpu = time.perf_counter() - t0, time.thread_time() - c0
                 with self._cond:
                     self._busy = None
-                    self.emitted += 1
-            self.rendered.emit(job.key, result)
+                    self._in_flight += 1
+            self._result.emit(job.key, result, wall, cpu)
 
 
 class ImageCache:

@@ -23,7 +23,6 @@ time and ETA) and a cancel button.
 
 from __future__ import annotations
 
-import atexit
 import functools
 import logging
 import os
@@ -37,6 +36,7 @@ from glue_qt.utils import load_ui
 from qtpy import QtCore, QtWidgets
 
 from ..core.progress import Cancelled, Progress
+from . import threads
 
 log = logging.getLogger(__name__)
 
@@ -51,22 +51,6 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-# Workers still running: a QThread object destroyed while its thread runs aborts the
-# process, so a running worker is kept alive here even if its dialog drops it.
-_RUNNING: set[Worker] = set()
-
-
-@atexit.register
-def _stop_running_workers() -> None:
-    # At interpreter exit without a Qt event loop (scripts, tests) aboutToQuit never
-    # fires; a QThread still running when Python destroys it would abort the process.
-    for worker in list(_RUNNING):
-        try:
-            worker.stop(timeout_ms=120000)
-        except RuntimeError:  # its C++ object is already gone
-            pass
-
 
 # Exception types whose message is written for users (what went wrong and what to do).
 _USER_ERRORS = (ValueError, OSError, ImportError, RuntimeError)
@@ -251,30 +235,29 @@ class Worker(QtCore.QThread):
         self.progress = Progress(self._emit_progress, min_interval=min_interval)
         self.started_at: float | None = None
         self.finished_at: float | None = None  # the function returned (worker thread)
-        self.dispatched_at: float | None = None  # its outcome reached the GUI thread
         # Public outcome, set on the GUI thread just before the outcome signal.
         self.outcome: str | None = None  # 'succeeded', 'cancelled' or 'failed'
         self.result: Any = None
         self.error: tuple[str, str] | None = None
         self._outcome: tuple[str, Any, tuple[str, str] | None] | None = None
         self.finished.connect(self._dispatch)
-        app = QtCore.QCoreApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(self.stop)
 
     # -- control (GUI thread) -----------------------------------------------------------
     def start(self, priority: QtCore.QThread.Priority = QtCore.QThread.InheritPriority
               ) -> None:
-        """Start the thread (once)."""
+        """Start the thread (once); :mod:`~glue_ssclump.qt.threads` keeps it alive."""
         if self.started_at is not None:
             raise RuntimeError("a Worker runs once; make a new one to run again")
         self.started_at = time.perf_counter()
-        _RUNNING.add(self)
-        super().start(priority)
+        threads.start(self, priority)
 
     def cancel(self) -> None:
         """Ask the function to stop at its next progress update (thread-safe)."""
         self.progress.cancel()
+
+    def request_stop(self) -> None:
+        """Cancel (what :func:`glue_ssclump.qt.threads.stop_all` calls at exit)."""
+        self.cancel()
 
     @property
     def is_cancelling(self) -> bool:
@@ -318,8 +301,6 @@ class Worker(QtCore.QThread):
             self.finished_at = time.perf_counter()
 
     def _dispatch(self) -> None:  # GUI thread, after the thread has finished
-        self.dispatched_at = time.perf_counter()
-        _RUNNING.discard(self)
         self.outcome, self.result, self.error = self._outcome or (
             "failed", None, ("the task stopped unexpectedly", ""))
         try:
