@@ -171,7 +171,12 @@ class LivePlots(QtWidgets.QWidget):
 
     # -- per epoch (blit) ----------------------------------------------------------------
     def add_record(self, record: EpochRecord) -> None:
-        """Add one completed epoch and redraw its artists (no full redraw)."""
+        """Add one completed epoch and redraw its artists (no full redraw).
+
+        Parameters
+        ----------
+        record : EpochRecord
+        """
         self.records.append(record)
         self.caption.setText(self._caption(record))
         self._update_artists()
@@ -232,6 +237,12 @@ def freeze_height(label: QtWidgets.QLabel, lines: int) -> None:
 
     Otherwise a longer message (a wrapped line) resizes the plot canvas next to it,
     and a resized canvas needs a full matplotlib redraw on the GUI thread.
+
+    Parameters
+    ----------
+    label : QLabel
+    lines : int
+        Lines of text the label holds.
     """
     label.setFixedHeight(label.fontMetrics().lineSpacing() * lines + 4)
     label.setSizePolicy(QtWidgets.QSizePolicy.Ignored, QtWidgets.QSizePolicy.Fixed)

@@ -37,7 +37,16 @@ def escape_html(text: str) -> str:
 
 
 def error_html(text: str) -> str:
-    """``text`` as a red error line (rich text, escaped)."""
+    """``text`` as a red error line (rich text, escaped).
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    str
+    """
     return f"<span style='color:{ERROR}'>✖ {escape_html(text)}</span>"
 
 

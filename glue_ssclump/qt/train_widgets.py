@@ -58,7 +58,14 @@ def pin_progress_height(ui: Any) -> None:
 
 
 def show_advanced(ui: Any, shown: bool) -> None:
-    """Unfold (``shown``) or fold the advanced settings."""
+    """Unfold (``shown``) or fold the advanced settings.
+
+    Parameters
+    ----------
+    ui : object
+        The dialog's widgets.
+    shown : bool
+    """
     ui.widget_advanced.setVisible(shown)
     ui.button_advanced.setArrowType(QtCore.Qt.DownArrow if shown else QtCore.Qt.RightArrow)
 
@@ -116,7 +123,14 @@ def show_device(ui: Any, device: str) -> None:
 
 
 def browse_checkpoint(parent: QtWidgets.QWidget, state: TrainState) -> None:
-    """Choose a checkpoint file into ``state.checkpoint_path``."""
+    """Choose a checkpoint file into ``state.checkpoint_path``.
+
+    Parameters
+    ----------
+    parent : QWidget
+        Parent of the file chooser.
+    state : TrainState
+    """
     path, _ = QtWidgets.QFileDialog.getOpenFileName(
         parent, "SS-3D-Clump checkpoint", state.checkpoint_path or state.out_dir,
         "PyTorch checkpoints (*.pt);;All files (*)")
@@ -125,7 +139,14 @@ def browse_checkpoint(parent: QtWidgets.QWidget, state: TrainState) -> None:
 
 
 def browse_out_dir(parent: QtWidgets.QWidget, state: TrainState) -> None:
-    """Choose the folder that run folders are made in, into ``state.out_dir``."""
+    """Choose the folder that run folders are made in, into ``state.out_dir``.
+
+    Parameters
+    ----------
+    parent : QWidget
+        Parent of the folder chooser.
+    state : TrainState
+    """
     path = QtWidgets.QFileDialog.getExistingDirectory(parent, "Save models in", state.out_dir)
     if path:
         state.out_dir = path

@@ -101,7 +101,12 @@ class UncertainList:
         self.set_enabled(False)
 
     def set_enabled(self, enabled: bool) -> None:
-        """Enable the table and its "open in viewer" button."""
+        """Enable the table and its "open in viewer" button.
+
+        Parameters
+        ----------
+        enabled : bool
+        """
         self.ui.button_open_viewer.setEnabled(enabled)
         self.ui.table_uncertain.setEnabled(enabled)
 
@@ -146,7 +151,13 @@ class UncertainList:
         self.set_enabled(rows.size > 0)
 
     def follow_labels(self, catalog: Data | None) -> None:
-        """Show the labels given since, and say so once the viewer's list is done."""
+        """Show the labels given since, and say so once the viewer's list is done.
+
+        Parameters
+        ----------
+        catalog : Data or None
+            The candidate catalogue.
+        """
         if catalog is None:
             return
         if self.ids.size and self.ids.size == self.ui.table_uncertain.rowCount():

@@ -95,7 +95,19 @@ def cube_geometry(coords: object, shape: tuple[int, int, int],
 
 
 def interp_velocity(velocity: np.ndarray, z: float) -> float:
-    """Velocity at a fractional channel (linear, extrapolated at the ends)."""
+    """Velocity at a fractional channel (linear, extrapolated at the ends).
+
+    Parameters
+    ----------
+    velocity : ndarray
+        Velocity of every channel.
+    z : float
+        Fractional channel index.
+
+    Returns
+    -------
+    float
+    """
     n = velocity.size
     if n == 1:
         return float(velocity[0])

@@ -43,6 +43,19 @@ class MapPanel:
 
     def show(self, image: np.ndarray, foot: np.ndarray, other: np.ndarray,
              x0: int, y0: int, peak: tuple[float, float]) -> None:
+        """Show one candidate's map.
+
+        Parameters
+        ----------
+        image : ndarray
+            The integrated map of the cut-out.
+        foot, other : ndarray of bool
+            Footprints of the candidate and of the other candidates in the cut-out.
+        x0, y0 : int
+            Pixel of the cut-out's lower left corner.
+        peak : tuple of float
+            The candidate's peak (data coordinates of the panel).
+        """
         ny, nx = image.shape
         extent = (x0 - 0.5, x0 + nx - 0.5, y0 - 0.5, y0 + ny - 0.5)
         self.image.set_data(image)
@@ -84,6 +97,19 @@ class SpectrumPanel:
 
     def show(self, v: np.ndarray, spectrum: np.ndarray, v_lo: float, v_hi: float,
              v_peak: float, v_cen: float, half_channel: float) -> None:
+        """Show one candidate's spectrum.
+
+        Parameters
+        ----------
+        v, spectrum : ndarray
+            Velocity and value of each channel of the cut-out.
+        v_lo, v_hi : float
+            The candidate's velocity range (shaded).
+        v_peak, v_cen : float
+            Peak and centroid velocities (dashed lines).
+        half_channel : float
+            Half a channel width: the x range reaches the outer channels' edges.
+        """
         self.line.set_data(v, spectrum)
         self.span.set_x(min(v_lo, v_hi))
         self.span.set_width(abs(v_hi - v_lo))

@@ -63,7 +63,21 @@ class TextSprites:
 
     def extent(self, text: str, size: float, dpi: float, rotation: int = 0
                ) -> tuple[float, float]:
-        """Width and height (pixels) of the ink box of ``text``."""
+        """Width and height (pixels) of the ink box of ``text``.
+
+        Parameters
+        ----------
+        text : str
+        size : float
+            Font size (points).
+        dpi : float
+        rotation : int
+            0 or 90 (degrees).
+
+        Returns
+        -------
+        tuple of float
+        """
         _, w, h, _ = self._sprite(text, size, "k", rotation, dpi)
         return w, h
 

@@ -127,7 +127,13 @@ class VerificationFigure:
     # -- showing a candidate -------------------------------------------------------------
 
     def message(self, text: str) -> None:
-        """Show ``text`` in the middle of the figure (and hide the panels if non-empty)."""
+        """Show ``text`` in the middle of the figure (and hide the panels if non-empty).
+
+        Parameters
+        ----------
+        text : str
+            The message; ``''`` shows the panels again.
+        """
         if self._message is not None:
             self._message.set_text(text)
         for panel in [*self.maps, *self.spectra]:

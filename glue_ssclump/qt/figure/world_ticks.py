@@ -24,6 +24,15 @@ def simplify_labels(labels: list[str]) -> list[str]:
     """Drop the leading fields a label shares with the one before (as WCSAxes does).
 
     ``['3ʰ26ᵐ20ˢ', '3ʰ26ᵐ00ˢ', '3ʰ25ᵐ40ˢ']`` becomes ``['3ʰ26ᵐ20ˢ', '00ˢ', '25ᵐ40ˢ']``.
+
+    Parameters
+    ----------
+    labels : list of str
+        Tick labels in their order along the frame.
+
+    Returns
+    -------
+    list of str
     """
     numeric = "0123456789.+-\N{MINUS SIGN}"
 
