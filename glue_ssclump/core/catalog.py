@@ -1,6 +1,6 @@
-"""Candidate catalogue from a label mask, and the two-detector cross-match.
+"""Candidate catalogue from a mask, and the two-detector cross-match.
 
-:func:`build_catalog` measures every candidate of a label mask in one vectorised
+:func:`build_catalog` measures every candidate of a mask in one vectorised
 pass over the labelled voxels (``np.bincount`` keyed by label; no Python loop over
 candidates), so masks with tens of thousands of candidates take a second or so.
 
@@ -9,7 +9,7 @@ Columns (one row per candidate, ordered by ``clump_id``):
 ============  ===============  ===========================================================
 column        unit             meaning
 ============  ===============  ===========================================================
-clump_id                       the candidate's value in the label mask
+clump_id                       the candidate's value in the mask
 detector                       detector that produced the mask
 peak_value    K                brightest voxel (cube unit if the cube is not in K)
 peak_x/y/z    pix              0-based voxel of the peak (numpy ``data[z, y, x]``)
@@ -74,19 +74,19 @@ COLUMNS: tuple[tuple[str, str | None], ...] = (
 
 def build_catalog(
     cube: PPVCube,
-    labels: np.ndarray,
+    mask: np.ndarray,
     detector: str,
     rms: float,
     params: Mapping[str, Any] | None = None,
     progress: Progress | None = None,
 ) -> Table:
-    """Measure every candidate of a label mask.
+    """Measure every candidate of a mask.
 
     Parameters
     ----------
     cube : PPVCube
         The cube the mask was made from.
-    labels : ndarray
+    mask : ndarray
         Integer mask of ``cube.shape``; 0 = background, each candidate one id > 0.
     detector : str
         Name of the detector (stored per row and in ``meta``).
@@ -100,23 +100,23 @@ def build_catalog(
     Returns
     -------
     astropy.table.Table
-        One row per id present in ``labels``, ordered by ``clump_id``; columns and
+        One row per id present in ``mask``, ordered by ``clump_id``; columns and
         units in the module docstring.
     """
     progress = ensure_progress(progress)
-    labels = np.asarray(labels)
-    if labels.shape != cube.shape:
-        raise ValueError(f"label mask shape {labels.shape} does not match the cube {cube.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"label mask must be integer, got {labels.dtype}")
+    mask = np.asarray(mask)
+    if mask.shape != cube.shape:
+        raise ValueError(f"mask shape {mask.shape} does not match the cube {cube.shape}")
+    if not np.issubdtype(mask.dtype, np.integer):
+        raise ValueError(f"mask must be integer, got {mask.dtype}")
     progress.update(0.0, f"catalogue: {detector}")
 
-    flat_labels = labels.ravel()
-    idx = np.flatnonzero(flat_labels > 0)
-    ids, lab = np.unique(flat_labels[idx], return_inverse=True)
+    flat_mask = mask.ravel()
+    idx = np.flatnonzero(flat_mask > 0)
+    ids, lab = np.unique(flat_mask[idx], return_inverse=True)
     n = ids.size
     lab = lab.ravel()
-    shape = labels.shape
+    shape = mask.shape
     values = cube.data.ravel()[idx].astype(np.float64)
     z, y, x = np.unravel_index(idx, shape)
     progress.update(0.2)
@@ -233,9 +233,9 @@ def _edge_voxels(
 
 def crossmatch(
     cat_a: Table,
-    labels_a: np.ndarray,
+    mask_a: np.ndarray,
     cat_b: Table,
-    labels_b: np.ndarray,
+    mask_b: np.ndarray,
     *,
     min_overlap: float = 0.5,
 ) -> Table:
@@ -250,8 +250,8 @@ def crossmatch(
     ----------
     cat_a, cat_b : Table
         Catalogues from :func:`build_catalog` (``clump_id``, ``peak_x/y/z``, ``detector``).
-    labels_a, labels_b : ndarray
-        Their label masks (same shape).
+    mask_a, mask_b : ndarray
+        Their masks (same shape).
     min_overlap : float
         Shared-voxel fraction of the smaller candidate needed for a match.
 
@@ -262,14 +262,14 @@ def crossmatch(
         ``match_id`` (B's ``clump_id``, 0 if none) and ``n_detectors`` (1 or 2);
         these columns are replaced if ``cat_a`` already has them.
     """
-    labels_a = np.asarray(labels_a)
-    labels_b = np.asarray(labels_b)
-    if labels_a.shape != labels_b.shape:
-        raise ValueError(f"label masks differ in shape: {labels_a.shape} vs {labels_b.shape}")
+    mask_a = np.asarray(mask_a)
+    mask_b = np.asarray(mask_b)
+    if mask_a.shape != mask_b.shape:
+        raise ValueError(f"masks differ in shape: {mask_a.shape} vs {mask_b.shape}")
     name_b = str(cat_b.meta.get("detector") or (cat_b["detector"][0] if len(cat_b) else "b"))
 
-    fa = labels_a.ravel()
-    fb = labels_b.ravel()
+    fa = mask_a.ravel()
+    fb = mask_b.ravel()
     both = np.flatnonzero((fa > 0) & (fb > 0))
     ida = np.asarray(cat_a["clump_id"], dtype=np.int64)
     idb = np.asarray(cat_b["clump_id"], dtype=np.int64)
@@ -286,8 +286,8 @@ def crossmatch(
         frac = shared / np.minimum(size_a[a_of], size_b[b_of])
 
         size = max(int(a_of.max()), int(b_of.max()), int(ida.max()), int(idb.max())) + 1
-        peak_a = _lookup(ida, _peak_flat(cat_a, labels_a.shape), size)
-        peak_b = _lookup(idb, _peak_flat(cat_b, labels_b.shape), size)
+        peak_a = _lookup(ida, _peak_flat(cat_a, mask_a.shape), size)
+        peak_b = _lookup(idb, _peak_flat(cat_b, mask_b.shape), size)
         same_peak = (peak_a[a_of] == peak_b[b_of]) & (peak_a[a_of] >= 0)
 
         good = same_peak | (frac >= min_overlap)
@@ -335,7 +335,7 @@ CATALOG_FORMATS = {".fits": "fits", ".fit": "fits", ".ecsv": "ascii.ecsv",
 
 
 class CatalogError(SSClumpError):
-    """A catalogue or label-mask file that cannot be used (message: problem and fix)."""
+    """A catalogue or mask file that cannot be used (message: problem and fix)."""
 
 
 def _format_for(path: Path, fmt: str | None) -> str:
@@ -449,7 +449,7 @@ def check_catalog(table: Table, name: str = "the catalogue") -> None:
 
 def read_mask(path: str | Path, cube: PPVCube | None = None,
               catalog: Table | None = None) -> np.ndarray:
-    """Read an integer label mask (``mask.fits``) and check it against its cube / catalogue.
+    """Read an integer mask (``mask.fits``) and check it against its cube / catalogue.
 
     Parameters
     ----------
@@ -499,17 +499,17 @@ def read_mask(path: str | Path, cube: PPVCube | None = None,
 
 def check_mask(mask: np.ndarray, name: str = "the mask", cube: PPVCube | None = None,
                catalog: Table | None = None, header: Any = None) -> None:
-    """Check a label mask (see :func:`read_mask`); raises :class:`CatalogError`."""
+    """Check a mask (see :func:`read_mask`); raises :class:`CatalogError`."""
     mask = np.asarray(mask)
     redo = "run ssclump detect on the cube again to rewrite the mask"
     if mask.ndim != 3:
-        raise CatalogError(f"{name} has {mask.ndim} axes (shape {mask.shape}); a label mask "
+        raise CatalogError(f"{name} has {mask.ndim} axes (shape {mask.shape}); a mask "
                            f"has the cube's 3 (v, y, x) - {redo}")
     if mask.dtype.kind not in "iu":
         if mask.dtype.kind != "f" or not np.all(np.isfinite(mask)) \
                 or not np.array_equal(mask, np.round(mask)):
-            raise CatalogError(f"{name} holds non-integer values (type {mask.dtype}); a label "
-                               f"mask holds candidate ids - {redo}")
+            raise CatalogError(f"{name} holds non-integer values (type {mask.dtype}); a mask "
+                               f"holds candidate ids - {redo}")
         mask = mask.astype(np.int64)  # whole numbers stored as floats: use them as ids
     if cube is not None and mask.shape != cube.shape:
         raise CatalogError(f"{name} has shape {mask.shape} but the cube has {cube.shape}; pass "

@@ -38,7 +38,7 @@ SOFTENING = 2.0
 OTHER_CANDIDATE = 0.5
 
 
-def context_window(data: np.ndarray, labels: np.ndarray, peak: tuple[int, int, int],
+def context_window(data: np.ndarray, mask: np.ndarray, peak: tuple[int, int, int],
                    clump_id: int, rms: float, out: np.ndarray) -> None:
     """Fill ``out[1:4]`` (context, mask, valid; each 30^3) around ``peak`` (z, y, x).
 
@@ -57,7 +57,7 @@ def context_window(data: np.ndarray, labels: np.ndarray, peak: tuple[int, int, i
     if any(sl.start >= sl.stop for sl in src):
         return
     crop = data[tuple(src)]
-    lab = labels[tuple(src)]
+    lab = mask[tuple(src)]
     finite = np.isfinite(crop)
     ctx = np.where(finite, crop, 0.0) / (SOFTENING * rms)
     out[1][tuple(dst)] = np.arcsinh(ctx) / 2.0
@@ -74,16 +74,16 @@ class ContextSamples(CandidateSamples):
     candidates.  Other parameters as :class:`CandidateSamples`.
     """
 
-    def __init__(self, data: np.ndarray, labels: np.ndarray, *args: Any,
+    def __init__(self, data: np.ndarray, mask: np.ndarray, *args: Any,
                  cache: str | None = "auto", **kwargs: Any) -> None:
         if cache == "auto":
-            n = len(np.unique(labels)) - 1 if kwargs.get("clump_ids") is None else len(
+            n = len(np.unique(mask)) - 1 if kwargs.get("clump_ids") is None else len(
                 np.atleast_1d(kwargs["clump_ids"]))
             cache = "float16" if n <= 2_500 else None
-        super().__init__(data, labels, *args, cache=cache, **kwargs)
+        super().__init__(data, mask, *args, cache=cache, **kwargs)
         work = np.where(np.isfinite(self.data), self.data, -np.inf)
         if self.ids.size:
-            pos = ndimage.maximum_position(work, self.labels, self.ids)
+            pos = ndimage.maximum_position(work, self.mask, self.ids)
             self.peaks = np.asarray(pos, dtype=np.int64).reshape(-1, 3)
         else:
             self.peaks = np.zeros((0, 3), np.int64)
@@ -91,7 +91,7 @@ class ContextSamples(CandidateSamples):
     def _generate(self, index: np.ndarray, out: np.ndarray) -> None:
         for k, pos in enumerate(index):
             self._paper_channel(pos, out[k, 0])
-            context_window(self.data, self.labels, tuple(self.peaks[pos]),
+            context_window(self.data, self.mask, tuple(self.peaks[pos]),
                            int(self.ids[pos]), self.rms, out[k])
         _normalise(out[:, :1])
 

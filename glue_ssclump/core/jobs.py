@@ -53,8 +53,8 @@ class TrainJob:
 
     Attributes
     ----------
-    data, labels_mask : ndarray
-        Cube (K) and label mask.
+    data, mask : ndarray
+        Cube (K) and mask.
     catalog : astropy.table.Table
         ``clump_id`` per row (meta ``rms`` when known).
     codes : ndarray
@@ -76,7 +76,7 @@ class TrainJob:
     """
 
     data: np.ndarray
-    labels_mask: np.ndarray
+    mask: np.ndarray
     catalog: Table
     codes: np.ndarray
     config: TrainConfig
@@ -129,7 +129,7 @@ def run_job(job: TrainJob, progress: Any = None,
     TrainOutcome
     """
     t0 = time.perf_counter()
-    v = verify(job.data, job.labels_mask, job.catalog, job.codes, config=job.config,
+    v = verify(job.data, job.mask, job.catalog, job.codes, config=job.config,
                init=job.init, train_model=job.train, threshold=job.threshold,
                uncertain_band=job.uncertain_band, pool=job.pool, heldout=job.heldout,
                progress=progress, on_epoch=on_epoch)
@@ -170,13 +170,13 @@ def run_job_in_child(job: TrainJob, progress: Any = None,
 def detect_candidates(cube: PPVCube, method: str, params: dict[str, Any] | None = None,
                       rms: float | None = None, progress: Progress | None = None
                       ) -> tuple[np.ndarray, Table]:
-    """Detect candidates in ``cube``: the label mask (int32) and the catalogue.
+    """Detect candidates in ``cube``: the mask (int32) and the catalogue.
 
     :func:`~glue_ssclump.core.pipeline.detect` without the cube in the result, so that
     a child process does not send the cube back.
     """
     det = detect(cube, method, rms, params, progress=progress)
-    return np.asarray(det.labels, dtype=np.int32), det.catalog
+    return np.asarray(det.mask, dtype=np.int32), det.catalog
 
 
 def _from_entry_point(method: str) -> bool:

@@ -1,6 +1,6 @@
 """The long-work API shared by the CLI, the glue integration and the Qt front end.
 
-:func:`detect` (cube -> label mask -> catalogue, optionally cross-matched with a second
+:func:`detect` (cube -> mask -> catalogue, optionally cross-matched with a second
 detector) and :func:`verify` (candidates + manual labels -> fine-tuned SS-3D-Clump ->
 ``p_clump`` / ``verdict`` / ``label`` columns) each take one
 :class:`~glue_ssclump.core.progress.Progress`, so a front end shows one bar and can
@@ -44,15 +44,15 @@ from .verify import cluster_threshold, elbow_threshold, seed_f1_threshold, verif
 # -- detection ------------------------------------------------------------------------
 @dataclass
 class Detection:
-    """A detection run: the label mask, its catalogue, and what produced them."""
+    """A detection run: the mask, its catalogue, and what produced them."""
 
     cube: PPVCube
     result: DetectionResult
     catalog: Table
 
     @property
-    def labels(self) -> np.ndarray:
-        return self.result.labels
+    def mask(self) -> np.ndarray:
+        return self.result.mask
 
 
 def detect(
@@ -90,13 +90,13 @@ def detect(
     rms = float(rms) if rms is not None else estimate_rms(cube.data)
     end = 0.55 if crossmatch_with else 0.9
     result = run_detector(cube.data, method, rms, params, progress.span(0.0, end))
-    catalog = build_catalog(cube, result.labels, result.detector, rms, result.params,
+    catalog = build_catalog(cube, result.mask, result.detector, rms, result.params,
                             progress=progress.span(end, end + 0.05))
     if crossmatch_with:
         other = run_detector(cube.data, crossmatch_with, rms, crossmatch_params,
                              progress.span(0.6, 0.95))
-        other_cat = build_catalog(cube, other.labels, other.detector, rms, other.params)
-        catalog = crossmatch(catalog, result.labels, other_cat, other.labels)
+        other_cat = build_catalog(cube, other.mask, other.detector, rms, other.params)
+        catalog = crossmatch(catalog, result.mask, other_cat, other.mask)
     progress.update(1.0, f"{result.detector}: {len(catalog)} candidates")
     return Detection(cube=cube, result=result, catalog=catalog)
 
@@ -162,7 +162,7 @@ class Verification:
 
 def verify(
     data: np.ndarray,
-    labels_mask: np.ndarray,
+    mask: np.ndarray,
     catalog: Table,
     labels: Mapping[int, int] | np.ndarray | None = None,
     *,
@@ -185,8 +185,8 @@ def verify(
     ----------
     data : ndarray
         The cube ``(v, y, x)`` in K.
-    labels_mask : ndarray of int
-        The detector's label mask (same shape).
+    mask : ndarray of int
+        The detector's mask (same shape).
     catalog : astropy.table.Table
         One row per candidate with ``clump_id``; every column is kept in the result.
     labels : mapping or ndarray, optional
@@ -213,7 +213,7 @@ def verify(
     uncertain_band : float
         ``|p - threshold| <`` band is 'uncertain'.
     pool : ndarray of bool, optional
-        Per-row mask of the candidates to train on (a region / subset; seeds inside it
+        Per-row flags (bool) of the candidates to train on (a region / subset; seeds inside it
         only).  Every candidate is verified regardless.
     heldout : (row indices, labels), optional
         Labelled test candidates scored every epoch (never seeds).
@@ -265,7 +265,7 @@ def verify(
     # The network's architecture decides what a sample is (1 or 4 channels).
     sample_cls = ContextSamples if getattr(model, "arch", "paper") == "context" \
         else CandidateSamples
-    samples = sample_cls(data, labels_mask, clump_ids=ids, rms=rms, seed=sample_seed)
+    samples = sample_cls(data, mask, clump_ids=ids, rms=rms, seed=sample_seed)
     # Checked before training: a bad rule must not cost a training run.
     rule = threshold if isinstance(threshold, str) else "fixed"
     if rule not in ("fixed", "clusters", "elbow", "seeds"):
@@ -280,7 +280,7 @@ def verify(
     if train_model:
         # Samples depend only on (seed, clump id), so a pool's own source is consistent.
         sub = samples if pool is None else sample_cls(
-            data, labels_mask, clump_ids=ids[in_pool], rms=samples.rms,
+            data, mask, clump_ids=ids[in_pool], rms=samples.rms,
             lag1=samples.lag1, seed=sample_seed)
         held = heldout
         if heldout is not None and pool is not None:

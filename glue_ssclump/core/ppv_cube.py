@@ -132,7 +132,7 @@ class PPVCube:
     def to_hdu(self, data: np.ndarray | None = None) -> fits.PrimaryHDU:
         """A FITS HDU with this cube's header and ``data`` (default: the cube itself).
 
-        ``data`` must have the cube's shape (e.g. an int32 label mask); integer data
+        ``data`` must have the cube's shape (e.g. an int32 mask); integer data
         get :func:`mask_header`.
         """
         arr = self.data if data is None else np.asarray(data)
@@ -152,7 +152,7 @@ class PPVCube:
 
 
 def mask_header(header: fits.Header) -> fits.Header:
-    """A copy of a cube's header for an integer label mask on the same grid.
+    """A copy of a cube's header for an integer mask on the same grid.
 
     The WCS is kept; the brightness unit, beam and scaling keywords (BUNIT, BMAJ, BMIN,
     BPA, BSCALE, BZERO, BLANK) do not describe clump ids and are removed.

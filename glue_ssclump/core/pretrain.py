@@ -35,7 +35,7 @@ class CandidateSet:
 
     data: np.ndarray
     header: fits.Header
-    labels: np.ndarray
+    mask: np.ndarray
     catalog: Table
     truth: Table
     is_true: np.ndarray
@@ -55,7 +55,7 @@ class CandidateSet:
             from .context import ContextSamples
 
             cls = ContextSamples
-        return cls(self.data, self.labels, clump_ids=np.asarray(self.catalog["clump_id"]),
+        return cls(self.data, self.mask, clump_ids=np.asarray(self.catalog["clump_id"]),
                    rms=self.rms, seed=sample_seed, cache=cache)
 
 
@@ -75,7 +75,7 @@ def synthetic_candidate_set(seed: int, shape: Sequence[int] | None = None,
     rms = float(truth.meta["settings"]["rms"])
     det = detect(cube, method, rms, params, progress=progress.span(0.3, 1.0))
     is_true = score_candidates(det.catalog, truth)
-    return CandidateSet(data=cube.data, header=header, labels=det.labels,
+    return CandidateSet(data=cube.data, header=header, mask=det.mask,
                         catalog=det.catalog, truth=truth, is_true=np.asarray(is_true, bool),
                         rms=rms, seed=seed, method=method)
 
@@ -99,7 +99,7 @@ def morph_candidate_set(seed: int, preset: str = "morph_hard", method: str = "cl
     rms = float(truth.meta["settings"]["rms"])
     det = detect(cube, method, rms, params, progress=progress.span(0.3, 1.0))
     is_true = morph_truth(det.catalog, truth)
-    return CandidateSet(data=cube.data, header=header, labels=det.labels,
+    return CandidateSet(data=cube.data, header=header, mask=det.mask,
                         catalog=det.catalog, truth=truth, is_true=np.asarray(is_true, bool),
                         rms=rms, seed=seed, method=method)
 

@@ -18,20 +18,20 @@ __all__ = ["SAMPLE_SIZE", "bounding_boxes", "make_sample", "zoom_cubic"]
 SAMPLE_SIZE = 30
 
 
-def bounding_boxes(labels: np.ndarray, max_label: int | None = None) -> list[tuple[slice, ...] | None]:
+def bounding_boxes(mask: np.ndarray, max_label: int | None = None) -> list[tuple[slice, ...] | None]:
     """Bounding boxes of every label 1..max_label (``None`` for absent ids).
 
     A thin wrapper of :func:`scipy.ndimage.find_objects` (one pass over the mask, fast
     for tens of thousands of candidates); element ``i`` is the box of label ``i + 1``.
     """
-    labels = np.asarray(labels)
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise TypeError(f"labels must be an integer mask, got dtype {labels.dtype}")
+    mask = np.asarray(mask)
+    if not np.issubdtype(mask.dtype, np.integer):
+        raise TypeError(f"mask must be integer (clump ids), got dtype {mask.dtype}")
     if max_label is None:
-        max_label = int(labels.max()) if labels.size else 0
+        max_label = int(mask.max()) if mask.size else 0
     if max_label <= 0:
         return []
-    return ndimage.find_objects(labels, max_label=max_label)
+    return ndimage.find_objects(mask, max_label=max_label)
 
 
 @lru_cache(maxsize=512)

@@ -2,8 +2,8 @@
 
 A source hands out samples by position, in batches, optionally built ahead by a
 background thread; :class:`ArraySamples` holds samples already in memory, and
-:class:`~glue_ssclump.core.samples.CandidateSamples` builds them from a cube and a
-label mask.
+:class:`~glue_ssclump.core.samples.CandidateSamples` builds them from a cube and its
+mask.
 """
 
 from __future__ import annotations

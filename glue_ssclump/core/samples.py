@@ -1,8 +1,8 @@
 """Candidate samples: one 30 x 30 x 30 cube per clump candidate (METHOD.md section 1).
 
-A sample is built from the cube ``data`` (``(v, y, x)``, K) and a label mask:
+A sample is built from the cube ``data`` (``(v, y, x)``, K) and a mask:
 
-1. cut the candidate's voxels (``data`` where ``labels == clump_id``, zero elsewhere;
+1. cut the candidate's voxels (``data`` where ``mask == clump_id``, zero elsewhere;
    NaN counts as outside the mask) to the mask's bounding box;
 2. if the largest side ``d`` exceeds 30, shrink uniformly by ``30 / d`` with a cubic
    spline (:func:`scipy.ndimage.zoom` order 3, evaluated separably by
@@ -75,7 +75,7 @@ AUTO_CACHE_MAX = 10_000
 
 
 class CandidateSamples(SampleSource):
-    """Samples of the candidates in a label mask, built on demand.
+    """Samples of the candidates in a mask, built on demand.
 
     Every sample depends only on the cube, the mask, ``rms``, ``lag1``, ``seed`` and its
     clump id, never on which batch asked for it.
@@ -84,10 +84,10 @@ class CandidateSamples(SampleSource):
     ----------
     data : ndarray
         Cube ``(v, y, x)`` in K (NaN = blank); referenced, not copied (if float32).
-    labels : ndarray of int
-        Label mask of the same shape, 0 = no candidate.
+    mask : ndarray of int
+        Mask of the same shape, 0 = no candidate.
     clump_ids : array of int, optional
-        Candidates to use, in this order; default every id present in ``labels``
+        Candidates to use, in this order; default every id present in ``mask``
         (ascending). Ids absent from the mask raise ``ValueError``.
     rms : float, optional
         Noise rms in K; default :func:`glue_ssclump.core.cube.estimate_rms` of ``data``.
@@ -107,7 +107,7 @@ class CandidateSamples(SampleSource):
     def __init__(
         self,
         data: np.ndarray,
-        labels: np.ndarray,
+        mask: np.ndarray,
         clump_ids: np.ndarray | None = None,
         rms: float | None = None,
         lag1: float | None = None,
@@ -115,15 +115,15 @@ class CandidateSamples(SampleSource):
         cache: str | None = "auto",
     ) -> None:
         data = np.asarray(data)
-        labels = np.asarray(labels)
+        mask = np.asarray(mask)
         if data.ndim != 3:
             raise ValueError(f"data must be a (v, y, x) cube, got shape {data.shape}")
-        if labels.shape != data.shape:
-            raise ValueError(f"labels shape {labels.shape} differs from data shape {data.shape}")
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise TypeError(f"labels must be an integer mask, got dtype {labels.dtype}")
+        if mask.shape != data.shape:
+            raise ValueError(f"mask shape {mask.shape} differs from data shape {data.shape}")
+        if not np.issubdtype(mask.dtype, np.integer):
+            raise TypeError(f"mask must be integer (clump ids), got dtype {mask.dtype}")
         self.data = data if data.dtype == np.float32 else data.astype(np.float32)
-        self.labels = labels
+        self.mask = mask
         if rms is None:
             from .rms import estimate_rms
 
@@ -137,17 +137,17 @@ class CandidateSamples(SampleSource):
         self.seed = int(seed)
 
         if clump_ids is None:
-            boxes = bounding_boxes(labels)
+            boxes = bounding_boxes(mask)
             ids = np.array([i + 1 for i, b in enumerate(boxes) if b is not None], dtype=np.int64)
         else:
             ids = np.atleast_1d(np.asarray(clump_ids)).astype(np.int64)
             if ids.size and ids.min() < 1:
                 raise ValueError("clump ids must be >= 1 (0 is the background)")
-            boxes = bounding_boxes(labels, int(ids.max()) if ids.size else 0)
+            boxes = bounding_boxes(mask, int(ids.max()) if ids.size else 0)
             missing = [int(i) for i in ids if boxes[i - 1] is None]
             if missing:
                 raise ValueError(
-                    f"{len(missing)} clump id(s) not in the label mask, e.g. {missing[:5]}"
+                    f"{len(missing)} clump id(s) not in the mask, e.g. {missing[:5]}"
                 )
         self.ids = ids
         self._boxes = np.zeros((ids.size, 6), dtype=np.int64)
@@ -170,9 +170,9 @@ class CandidateSamples(SampleSource):
         self._lock = threading.Lock()
 
     @classmethod
-    def from_cube(cls, cube: Any, labels: np.ndarray, **kwargs: Any) -> CandidateSamples:
+    def from_cube(cls, cube: Any, mask: np.ndarray, **kwargs: Any) -> CandidateSamples:
         """Build from a :class:`~glue_ssclump.core.cube.PPVCube` (uses ``cube.data``)."""
-        return cls(cube.data, labels, **kwargs)
+        return cls(cube.data, mask, **kwargs)
 
     @property
     def shapes(self) -> np.ndarray:
@@ -190,15 +190,15 @@ class CandidateSamples(SampleSource):
         """
         b = self._boxes[position]
         box = (slice(b[0], b[3]), slice(b[1], b[4]), slice(b[2], b[5]))
-        mask = self.labels[box] == self.ids[position]
-        return make_sample(self.data[box], mask, self.noise_for(position), normalise=normalise)
+        inside = self.mask[box] == self.ids[position]
+        return make_sample(self.data[box], inside, self.noise_for(position), normalise=normalise)
 
     def _paper_channel(self, pos: int, dest: np.ndarray) -> None:
         """Candidate ``pos``'s voxels on its noise background into ``dest`` (in K)."""
         b = self._boxes[pos]
         box = (slice(b[0], b[3]), slice(b[1], b[4]), slice(b[2], b[5]))
         np.multiply(_noise_block(self._bank, self._draws[pos]), np.float32(self.rms), out=dest)
-        _place(self.data[box], self.labels[box] == self.ids[pos], dest)
+        _place(self.data[box], self.mask[box] == self.ids[pos], dest)
 
     def _generate(self, index: np.ndarray, out: np.ndarray) -> None:
         for k, pos in enumerate(index):

@@ -69,13 +69,13 @@ def truth_table(clumps: dict[str, np.ndarray], s: SyntheticSettings,
     return t
 
 
-def candidate_peaks(data: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, ...]:
+def candidate_peaks(data: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, ...]:
     """Peak voxel ``(x, y, z)`` of every label 1..max (NaN ignored), as int arrays."""
-    n = int(labels.max()) if labels.size else 0
+    n = int(mask.max()) if mask.size else 0
     if n == 0:
         return tuple(np.zeros(0, dtype=np.int64) for _ in range(3))
     work = np.where(np.isfinite(data), data, -np.inf)
-    pos = np.array(ndimage.maximum_position(work, labels, np.arange(1, n + 1)),
+    pos = np.array(ndimage.maximum_position(work, mask, np.arange(1, n + 1)),
                    dtype=np.int64).reshape(n, 3)
     return pos[:, 2], pos[:, 1], pos[:, 0]
 

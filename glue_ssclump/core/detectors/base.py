@@ -1,7 +1,8 @@
 """Detector description, parameter resolution and the pluggy hook specification.
 
 A detector is a :class:`Detector`: a name, its parameters (:class:`Param`) and a
-``run(data, rms, params, progress) -> int32 label mask`` function.  Plugins (the three
+``run(data, rms, params, progress) -> mask`` function (the mask: an int32 array of
+clump ids, 0 = none).  Plugins (the three
 built-ins included) provide detectors through the ``ssclump_detectors`` hook and are
 found through the ``glue_ssclump.detectors`` entry-point group; see
 :mod:`glue_ssclump.core.detectors.registry`.
@@ -70,8 +71,8 @@ class Detector:
 
     ``run(data, rms, params, progress)`` receives the cube as a float32 ``(v, y, x)``
     array (NaN = blank), the rms in K, the resolved parameters (levels in K) keyed by
-    :attr:`Param.name`, and a :class:`Progress`; it returns an int32 label mask of the
-    same shape, 0 = no candidate, candidates numbered 1..N.
+    :attr:`Param.name`, and a :class:`Progress`; it returns the mask: an int32 array of
+    the same shape, 0 = no candidate, candidates numbered 1..N (the clump ids).
     """
 
     name: str

@@ -33,11 +33,11 @@ def run(data: np.ndarray, rms: float, params: dict[str, Any], progress: Progress
     )
     progress.update(0.8, "dendrogram: labelling leaves")
     leaves = sorted(dendro.leaves, key=lambda s: (-s.get_peak()[1], s.idx))
-    labels = np.zeros(data.shape, dtype=np.int32)
+    mask = np.zeros(data.shape, dtype=np.int32)
     for i, leaf in enumerate(leaves, start=1):
-        labels[leaf.indices(subtree=False)] = i
+        mask[leaf.indices(subtree=False)] = i
     progress.update(1.0)
-    return labels
+    return mask
 
 
 DETECTOR = Detector(

@@ -100,7 +100,7 @@ def run(data: np.ndarray, rms: float, params: dict[str, Any], progress: Progress
     Returns
     -------
     ndarray
-        int32 labels, 0 = none, clumps 1..N by decreasing peak.
+        int32 mask, 0 = none, clumps 1..N by decreasing peak.
     """
     return fellwalker(
         data,
@@ -160,7 +160,7 @@ def fellwalker(
     max_jump : int
         CUPID's MaxJump (voxels).
     clean_iter : int
-        Number of 3x3x3 majority-filter passes over the labels.
+        Number of 3x3x3 majority-filter passes over the mask.
     max_bad : float
         Largest fraction of clump voxels that are blank or next to a blank voxel
         along CUPID's first pixel axis (here v, see the module notes).
@@ -170,7 +170,7 @@ def fellwalker(
     Returns
     -------
     ndarray
-        int32 labels, same shape as ``data``: 0 = no clump, clumps 1..N by decreasing
+        int32 mask, same shape as ``data``: 0 = no clump, clumps 1..N by decreasing
         peak value.
     """
     progress = ensure_progress(progress)
@@ -251,13 +251,13 @@ def fellwalker(
         clean(labp, grid, progress.span(frac, frac + 0.2 / clean_iter))
 
     progress.update(0.9, "fellwalker: rejecting small, low and beam-sized clumps")
-    labels = select(
+    mask = select(
         cube, labp, grid, minpix=minpix, minheight=minheight, allow_edge=allow_edge,
         beam=(fwhm_beam, fwhm_beam, velo_res), max_bad=max_bad,
     )
-    labels = np.ascontiguousarray(labels.T)
-    progress.update(1.0, f"fellwalker: {int(labels.max())} clumps")
-    return labels
+    mask = np.ascontiguousarray(mask.T)
+    progress.update(1.0, f"fellwalker: {int(mask.max())} clumps")
+    return mask
 
 
 DETECTOR = Detector(

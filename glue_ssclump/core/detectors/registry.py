@@ -68,16 +68,16 @@ def get_detector(name: str) -> Detector:
 
 @dataclass
 class DetectionResult:
-    """A label mask with what produced it."""
+    """A detector's mask (int32 clump ids, 0 = none) with what produced it."""
 
-    labels: np.ndarray
+    mask: np.ndarray
     detector: str
     rms: float
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_candidates(self) -> int:
-        return int(self.labels.max()) if self.labels.size else 0
+        return int(self.mask.max()) if self.mask.size else 0
 
 
 def run_detector(
@@ -105,7 +105,7 @@ def run_detector(
     Returns
     -------
     DetectionResult
-        ``labels`` is int32, same shape as ``data``, 0 = none, ids 1..N consecutive.
+        ``mask`` is int32, same shape as ``data``, 0 = none, ids 1..N consecutive.
     """
     if data.ndim != 3:
         raise DetectorError(f"detectors need a 3D (v, y, x) array, got shape {data.shape}")
@@ -115,26 +115,26 @@ def run_detector(
     resolved = det.resolve(params, rms)
     progress = ensure_progress(progress)
     progress.update(0.0, f"{det.name}: detecting")
-    labels = det.run(np.asarray(data, dtype=np.float32), float(rms), resolved, progress)
-    labels = np.asarray(labels)
-    if labels.shape != data.shape:
+    mask = det.run(np.asarray(data, dtype=np.float32), float(rms), resolved, progress)
+    mask = np.asarray(mask)
+    if mask.shape != data.shape:
         raise DetectorError(
-            f"detector {det.name!r} returned a mask of shape {labels.shape}, "
+            f"detector {det.name!r} returned a mask of shape {mask.shape}, "
             f"expected {data.shape}"
         )
-    labels = relabel_consecutive(labels)
-    progress.update(1.0, f"{det.name}: {int(labels.max())} candidates")
-    return DetectionResult(labels=labels, detector=det.name, rms=float(rms), params=resolved)
+    mask = relabel_consecutive(mask)
+    progress.update(1.0, f"{det.name}: {int(mask.max())} candidates")
+    return DetectionResult(mask=mask, detector=det.name, rms=float(rms), params=resolved)
 
 
-def relabel_consecutive(labels: np.ndarray) -> np.ndarray:
-    """Renumber a label mask to 1..N (order of first id kept), as int32."""
-    labels = np.asarray(labels)
-    ids = np.unique(labels)
+def relabel_consecutive(mask: np.ndarray) -> np.ndarray:
+    """Renumber a mask to 1..N (order of first id kept), as int32."""
+    mask = np.asarray(mask)
+    ids = np.unique(mask)
     ids = ids[ids > 0]
-    if ids.size and ids[0] == 1 and ids[-1] == ids.size and labels.dtype == np.int32:
-        return labels
+    if ids.size and ids[0] == 1 and ids[-1] == ids.size and mask.dtype == np.int32:
+        return mask
     lut = np.zeros(int(ids.max()) + 1 if ids.size else 1, dtype=np.int32)
     lut[ids] = np.arange(1, ids.size + 1, dtype=np.int32)
-    out = np.where(labels > 0, lut[np.clip(labels, 0, None)], 0)
+    out = np.where(mask > 0, lut[np.clip(mask, 0, None)], 0)
     return out.astype(np.int32)

@@ -143,8 +143,8 @@ def host_mask(image: GalaxyImage, nsigma: float = 1.0) -> np.ndarray:
         near = (np.hypot(xx - nx / 2, yy - ny / 2) < min(nx, ny) / 4) & (data > 0)
         if not near.any():
             return np.ones((ny, nx), dtype=bool)
-        labels, counts = np.unique(data[near], return_counts=True)
-        label = int(labels[np.argmax(counts)])
+        ids, counts = np.unique(data[near], return_counts=True)
+        label = int(ids[np.argmax(counts)])
     return data == label
 
 

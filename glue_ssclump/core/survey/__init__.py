@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from .border import (
     IslandRule,
-    island_labels,
+    island_mask,
     island_rule,
     recommended_halo,
     unsettled_islands,
@@ -47,7 +47,7 @@ from .tiles import (
 __all__ = [
     "CubeInfo", "IslandRule", "ModelPlugin", "SurveyInputError", "SurveyResult",
     "SurveySettings", "Tile", "TileResult", "check_spectral_axes", "expand_inputs",
-    "inspect_cube", "island_labels", "island_rule", "merge_cube", "merge_survey",
+    "inspect_cube", "island_mask", "island_rule", "merge_cube", "merge_survey",
     "open_survey_cube", "plan_tiles", "process_tile", "read_tile_result", "read_window",
     "recommended_halo", "run_survey", "survey", "unsettled_islands", "write_tile_result",
 ]

@@ -40,7 +40,7 @@ from scipy import ndimage as ndi
 from ..detectors import get_detector
 from ..samples import SAMPLE_SIZE
 
-__all__ = ["IslandRule", "island_labels", "island_rule", "recommended_halo", "unsettled_islands"]
+__all__ = ["IslandRule", "island_mask", "island_rule", "recommended_halo", "unsettled_islands"]
 
 
 @dataclass(frozen=True)
@@ -98,19 +98,19 @@ def island_rule(method: str, resolved: Mapping[str, Any]) -> IslandRule:
     return IslandRule(None, 1, 2)
 
 
-def island_labels(data: np.ndarray, rule: IslandRule, labels: np.ndarray) -> np.ndarray:
-    """Island id per voxel (0 = none); every labelled voxel lies in an island."""
+def island_mask(data: np.ndarray, rule: IslandRule, mask: np.ndarray) -> np.ndarray:
+    """Island id per voxel (0 = none); every voxel of a candidate in ``mask`` lies in an island."""
     if rule.level is None:
-        mask = labels > 0
+        on = mask > 0
     else:
         with np.errstate(invalid="ignore"):
-            mask = (data >= np.float32(rule.level)) | (labels > 0)
+            on = (data >= np.float32(rule.level)) | (mask > 0)
     # Islands closer than `radius` are one: dilating by h joins voxels up to 2h + 1
     # apart (26-connected), at least `radius`.
     h = max(0, int(rule.radius) // 2)
     if h:
-        mask = ndi.binary_dilation(mask, structure=np.ones((3, 3, 3), bool), iterations=h)
-    isl, _ = ndi.label(mask, structure=np.ones((3, 3, 3), bool))
+        on = ndi.binary_dilation(on, structure=np.ones((3, 3, 3), bool), iterations=h)
+    isl, _ = ndi.label(on, structure=np.ones((3, 3, 3), bool))
     return isl
 
 
@@ -121,7 +121,7 @@ def unsettled_islands(isl: np.ndarray, rule: IslandRule,
     Parameters
     ----------
     isl : ndarray of int
-        :func:`island_labels` of a window.
+        :func:`island_mask` of a window.
     rule : IslandRule
     open_faces : ((lo, hi), ...) per axis
         ``True`` where the window face is inside the cube (data continue beyond it).

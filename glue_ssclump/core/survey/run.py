@@ -411,7 +411,7 @@ def _read_checked(path: Path):
     """A tile result; an unreadable one (a damaged disk, a foreign file) is removed so
     that the next run computes the tile again, and reported."""
     try:
-        return read_tile_result(path, labels=False)
+        return read_tile_result(path, with_mask=False)
     except Exception as exc:  # noqa: BLE001 - any damage means: recompute the tile
         path.unlink(missing_ok=True)
         raise SurveyInputError(
@@ -477,7 +477,7 @@ def merge_survey(out: str | os.PathLike, infos: Sequence[CubeInfo],
 
 def _write_mask(path: Path, info: CubeInfo, files: list[Path], ids: list[np.ndarray]
                 ) -> None:
-    """The cube's label mask, stitched from the tiles' crops without holding the cube.
+    """The cube's mask, stitched from the tiles' crops without holding the cube.
 
     The FITS file is laid out on disk and filled through a memory map; written beside
     the target and renamed.
@@ -503,10 +503,10 @@ def _write_mask(path: Path, info: CubeInfo, files: list[Path], ids: list[np.ndar
         for f, lut_ids in zip(files, ids, strict=True):
             r = read_tile_result(f)
             lut = np.concatenate([[0], lut_ids]).astype(np.int32)
-            box = tuple(slice(o, o + n) for o, n in zip(r.origin, r.labels.shape, strict=True))
+            box = tuple(slice(o, o + n) for o, n in zip(r.origin, r.mask.shape, strict=True))
             view = mm[box]
-            on = r.labels > 0
-            view[on] = lut[r.labels[on]]
+            on = r.mask > 0
+            view[on] = lut[r.mask[on]]
         mm.flush()
         del mm
 
@@ -530,7 +530,7 @@ def _write_summary(out: Path, settings: SurveySettings, result: SurveyResult) ->
 
 
 def open_survey_cube(out: str | os.PathLike, cube: str | os.PathLike):
-    """One cube of a finished survey: ``(PPVCube, label mask, catalogue)``.
+    """One cube of a finished survey: ``(PPVCube, mask, catalogue)``.
 
     What glue's "cube + catalogue + mask" pairing needs
     (``glue_ssclump.integration.factory.make_candidate_pair(cube, mask, catalog,

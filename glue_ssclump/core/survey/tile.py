@@ -32,7 +32,7 @@ from ..atomic import atomic_path
 from ..catalog import build_catalog
 from ..detectors import get_detector, run_detector
 from ..samples import NOISE_BANK_SHAPE, CandidateSamples, _noise_draws
-from .border import island_labels, island_rule, unsettled_islands
+from .border import island_mask, island_rule, unsettled_islands
 from .tiles import Tile, read_window
 
 __all__ = ["ModelPlugin", "SurveySettings", "TileResult", "process_tile",
@@ -101,8 +101,8 @@ class TileResult:
     """A tile's owned clumps (catalogue rows in global pixels) and their mask crop."""
 
     catalog: Table
-    labels: np.ndarray           # int32 crop; values = row number + 1 in ``catalog``
-    origin: tuple[int, int, int]  # global (v, y, x) of labels[0, 0, 0]
+    mask: np.ndarray           # int32 crop; values = row number + 1 in ``catalog``
+    origin: tuple[int, int, int]  # global (v, y, x) of mask[0, 0, 0]
     unresolved: Table            # owned clumps the largest window could not settle
     summary: dict
 
@@ -168,15 +168,15 @@ class PeakKeyedSamples(CandidateSamples):
     the peak in the whole cube: the same clump gets the same sample in any tiling.
     """
 
-    def __init__(self, data: np.ndarray, labels: np.ndarray, keys: np.ndarray,
+    def __init__(self, data: np.ndarray, mask: np.ndarray, keys: np.ndarray,
                  **kwargs: Any) -> None:
-        super().__init__(data, labels, **kwargs)
+        super().__init__(data, mask, **kwargs)
         self._draws = _noise_draws(self.seed, np.asarray(keys, dtype=np.int64),
                                    NOISE_BANK_SHAPE)
 
 
 # -- detection ----------------------------------------------------------------------------
-def _edge_rejected(method: str, labels: np.ndarray, origin: np.ndarray,
+def _edge_rejected(method: str, mask: np.ndarray, origin: np.ndarray,
                    shape: tuple[int, ...], ids: np.ndarray) -> np.ndarray:
     """AllowEdge=0 in global coordinates: which ``ids`` the detector's edge test rejects.
 
@@ -187,7 +187,7 @@ def _edge_rejected(method: str, labels: np.ndarray, origin: np.ndarray,
     """
     name = get_detector(method).name.lower()
     out = np.zeros(ids.size, dtype=bool)
-    boxes = ndi.find_objects(labels)
+    boxes = ndi.find_objects(mask)
     for k, cid in enumerate(ids):
         box = boxes[int(cid) - 1]
         lo = np.array([sl.start for sl in box]) + origin
@@ -276,7 +276,7 @@ def process_tile(tile: Tile, settings: SurveySettings, out_path: str | None = No
     first_volume = _volume(tile.window)
     limit = settings.max_window_factor * first_volume
     window = tile.window
-    parts: list[tuple[Table, np.ndarray, np.ndarray]] = []  # (rows, local labels, origin)
+    parts: list[tuple[Table, np.ndarray, np.ndarray]] = []  # (rows, local mask, origin)
     taken: set[tuple[int, int, int]] = set()
     pending = np.zeros((0, 3), dtype=np.int64)  # one voxel of each flagged island
     unresolved = np.zeros((0, 4), dtype=np.int64)
@@ -290,13 +290,13 @@ def process_tile(tile: Tile, settings: SurveySettings, out_path: str | None = No
         if cube is None:
             break
         res = run_detector(cube.data, settings.method, info.rms, run_params)
-        labels = res.labels
-        cat = build_catalog(cube, labels, res.detector, info.rms, resolved)
+        mask = res.mask
+        cat = build_catalog(cube, mask, res.detector, info.rms, resolved)
         t_detect += time.perf_counter() - t1
         ids = np.asarray(cat["clump_id"], dtype=np.int64)
         peak = np.stack([np.asarray(cat[c], dtype=np.int64)
                          for c in ("peak_z", "peak_y", "peak_x")], axis=1) + origin
-        isl = island_labels(cube.data, rule, labels)
+        isl = island_mask(cube.data, rule, mask)
         open_faces = tuple((window[a][0] > 0, window[a][1] < info.shape[a]) for a in range(3))
         unsettled = unsettled_islands(isl, rule, open_faces)
         # Islands that may hold clumps of this tile: in the first window those that reach
@@ -310,7 +310,7 @@ def process_tile(tile: Tile, settings: SurveySettings, out_path: str | None = No
         else:
             relevant[isl[tuple((pending - origin).T)]] = True
         relevant[0] = False
-        clump_island = isl.ravel()[_first_voxel(labels, ids)]
+        clump_island = isl.ravel()[_first_voxel(mask, ids)]
         owned = np.all((peak >= [c.start for c in core]) & (peak < [c.stop for c in core]),
                        axis=1)
         owned &= relevant[clump_island]
@@ -318,12 +318,12 @@ def process_tile(tile: Tile, settings: SurveySettings, out_path: str | None = No
         settled = owned & ~unsettled[clump_island]
         keep = settled.copy()
         if edge_test and keep.any():
-            keep[keep] = ~_edge_rejected(settings.method, labels, origin, info.shape,
+            keep[keep] = ~_edge_rejected(settings.method, mask, origin, info.shape,
                                          ids[keep])
         # A clump settled here is exact, so one settled in an earlier window is the same.
         taken.update(tuple(p) for p in peak[settled].tolist())
         if keep.any():
-            parts.append(_kept_part(cat, labels, ids, keep, peak, origin))
+            parts.append(_kept_part(cat, mask, ids, keep, peak, origin))
         flagged = owned & ~settled
         unresolved = np.concatenate([peak[flagged], np.asarray(
             cat["npix"], dtype=np.int64)[flagged, None]], axis=1)
@@ -365,9 +365,9 @@ def process_tile(tile: Tile, settings: SurveySettings, out_path: str | None = No
     return summary
 
 
-def _first_voxel(labels: np.ndarray, ids: np.ndarray) -> np.ndarray:
+def _first_voxel(mask: np.ndarray, ids: np.ndarray) -> np.ndarray:
     """Flat index of one voxel of each clump in ``ids``."""
-    flat = labels.ravel()
+    flat = mask.ravel()
     first = np.zeros(int(flat.max()) + 1 if flat.size else 1, dtype=np.int64)
     where = np.flatnonzero(flat > 0)
     first[flat[where][::-1]] = where[::-1]
@@ -384,14 +384,14 @@ def _island_voxels(isl: np.ndarray, which: np.ndarray, boxes: list) -> np.ndarra
     return out
 
 
-def _kept_part(cat: Table, labels: np.ndarray, ids: np.ndarray, keep: np.ndarray,
+def _kept_part(cat: Table, mask: np.ndarray, ids: np.ndarray, keep: np.ndarray,
                peak: np.ndarray, origin: np.ndarray) -> tuple[Table, np.ndarray, np.ndarray]:
     """The kept rows in global pixels and their voxels (values = row + 1), cropped."""
     rows = np.flatnonzero(keep)
     out = cat[rows]
-    lut = np.zeros(int(labels.max()) + 1, dtype=np.int32)
+    lut = np.zeros(int(mask.max()) + 1, dtype=np.int32)
     lut[ids[rows]] = np.arange(1, rows.size + 1, dtype=np.int32)
-    local = lut[labels]
+    local = lut[mask]
     nz = np.nonzero(local)
     lo = np.array([a.min() for a in nz])
     hi = np.array([a.max() + 1 for a in nz])
@@ -411,23 +411,23 @@ def _assemble(tile: Tile, info, parts: list, unresolved: np.ndarray) -> TileResu
     un = Table({"peak_x": unresolved[:, 2], "peak_y": unresolved[:, 1],
                 "peak_z": unresolved[:, 0], "npix": unresolved[:, 3]})
     if not parts:
-        return TileResult(catalog=Table(), labels=np.zeros((0, 0, 0), np.int32),
+        return TileResult(catalog=Table(), mask=np.zeros((0, 0, 0), np.int32),
                           origin=(0, 0, 0), unresolved=un, summary={})
     lo = np.min([o for _, _, o in parts], axis=0)
     hi = np.max([o + np.asarray(c.shape) for _, c, o in parts], axis=0)
     crop = np.zeros(tuple(hi - lo), dtype=np.int32)
     offset = 0
-    for rows, labels, origin in parts:
-        box = tuple(slice(a, a + n) for a, n in zip(origin - lo, labels.shape, strict=True))
-        on = labels > 0
-        crop[box][on] = labels[on] + offset
+    for rows, mask, origin in parts:
+        box = tuple(slice(a, a + n) for a, n in zip(origin - lo, mask.shape, strict=True))
+        on = mask > 0
+        crop[box][on] = mask[on] + offset
         offset += len(rows)
     catalog = vstack([rows for rows, _, _ in parts], metadata_conflicts="silent")
     catalog.meta = dict(parts[0][0].meta)
     catalog["clump_id"] = np.arange(1, len(catalog) + 1, dtype=np.int64)
     catalog["tile"] = np.full(len(catalog), tile.name, dtype="U8")
     catalog.meta["source"] = info.path
-    return TileResult(catalog=catalog, labels=crop, origin=tuple(int(v) for v in lo),
+    return TileResult(catalog=catalog, mask=crop, origin=tuple(int(v) for v in lo),
                       unresolved=un, summary={})
 
 
@@ -437,7 +437,7 @@ def _verify(result: TileResult, info, settings: SurveySettings) -> Table:
 
     model = _worker_model(os.fspath(settings.verify), settings.device)
     # A sample needs only its clump's own box: read the crop's region of the cube.
-    box = tuple((int(o), int(o) + n) for o, n in zip(result.origin, result.labels.shape,
+    box = tuple((int(o), int(o) + n) for o, n in zip(result.origin, result.mask.shape,
                                                      strict=True))
     data = read_window(info.path, info.hdu, box).data
     cat = result.catalog
@@ -445,7 +445,7 @@ def _verify(result: TileResult, info, settings: SurveySettings) -> Table:
         tuple(np.asarray(cat[c], dtype=np.int64) for c in ("peak_z", "peak_y", "peak_x")),
         info.shape)
     lag1 = info.lag1 if np.isfinite(info.lag1) else None
-    samples = PeakKeyedSamples(data, result.labels, keys,
+    samples = PeakKeyedSamples(data, result.mask, keys,
                                clump_ids=np.asarray(cat["clump_id"], dtype=np.int64),
                                rms=info.rms, lag1=lag1, seed=0, cache=None)
     p, _ = infer(model, samples, batch_size=settings.batch_size)
@@ -481,17 +481,18 @@ def write_tile_result(path: str | os.PathLike, result: TileResult) -> Path:
             "catalog_meta": dict(result.catalog.meta), "summary": result.summary,
             "origin": list(result.origin)}
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        np.savez_compressed(fh, labels=result.labels,
+        # The npz key stays "labels" so that tile files of earlier runs still resume.
+        np.savez_compressed(fh, labels=result.mask,
                             meta=np.frombuffer(json.dumps(meta, default=float).encode(),
                                                dtype=np.uint8),
                             **cat_arrays, **un_arrays)
     return Path(path)
 
 
-def read_tile_result(path: str | os.PathLike, labels: bool = True) -> TileResult:
+def read_tile_result(path: str | os.PathLike, with_mask: bool = True) -> TileResult:
     """Read a file written by :func:`write_tile_result`.
 
-    With ``labels=False`` the mask crop is left on disk (``labels`` is then an empty
+    With ``with_mask=False`` the mask crop is left on disk (``mask`` is then an empty
     array): merging reads the crops one at a time.
     """
     with np.load(path, allow_pickle=False) as npz:
@@ -499,6 +500,6 @@ def read_tile_result(path: str | os.PathLike, labels: bool = True) -> TileResult
         catalog = _table_from("cat_", npz, meta["catalog"])
         catalog.meta.update(meta["catalog_meta"])
         unresolved = _table_from("un_", npz, meta["unresolved"])
-        labels = np.array(npz["labels"]) if labels else np.zeros((0, 0, 0), np.int32)
-    return TileResult(catalog=catalog, labels=labels, origin=tuple(meta["origin"]),
+        mask = np.array(npz["labels"]) if with_mask else np.zeros((0, 0, 0), np.int32)
+    return TileResult(catalog=catalog, mask=mask, origin=tuple(meta["origin"]),
                       unresolved=unresolved, summary=meta["summary"])
