@@ -87,7 +87,7 @@ def write_detection(out: Path, det) -> tuple[Path, Path]:
     # complete: a failure leaves the previous catalogue + mask pair as it was.
     with atomic_path(cat_path) as cat_tmp, atomic_path(mask_path) as mask_tmp:
         write_catalog(det.catalog, cat_tmp)
-        det.cube.to_hdu(np.asarray(det.labels, dtype=np.int32)).writeto(mask_tmp)
+        det.cube.to_hdu(np.asarray(det.mask, dtype=np.int32)).writeto(mask_tmp)
     return cat_path, mask_path
 
 
@@ -339,7 +339,7 @@ def _glue_session(out: Path, det, catalog, show: bool):
     from .integration.session import verified_collection
     from .qt.demo import build_application, write_session
 
-    dc, cube_data, cat_data = verified_collection(det.cube, det.labels, catalog,
+    dc, cube_data, cat_data = verified_collection(det.cube, det.mask, catalog,
                                                   "L1448 13CO")
     app = build_application(dc, cube_data, cat_data)
     return app, write_session(app, out)

@@ -205,14 +205,14 @@ def mask_cube_hdu(obj: Data | Subset) -> fits.PrimaryHDU:
     astropy.io.fits.PrimaryHDU
         int32 data ``(v, y, x)`` with the cube's WCS header (no BUNIT).
     """
-    data, mask = _split(obj)
+    data, subset = _split(obj)
     if _is_cube(data):
         cube_data = data
         if KEY not in component_names(cube_data):
             raise ValueError(f"cube {cube_data.label!r} has no {KEY!r} component; "
                              "detect candidates first")
-        labels = np.asarray(cube_data[KEY])
-        out = labels if mask is None else np.where(mask, labels, 0)
+        cube_mask = np.asarray(cube_data[KEY])
+        out = cube_mask if subset is None else np.where(subset, cube_mask, 0)
     else:
         cube_data = cube_data_for(data)
         if cube_data is None:
@@ -221,10 +221,10 @@ def mask_cube_hdu(obj: Data | Subset) -> fits.PrimaryHDU:
                 "the cube dataset, or link the catalogue to its cube"
             )
         ids = np.asarray(data[KEY])
-        if mask is not None:
-            ids = ids[mask]
-        labels = np.asarray(cube_data[KEY])
-        out = np.where(np.isin(labels, ids), labels, 0)
+        if subset is not None:
+            ids = ids[subset]
+        cube_mask = np.asarray(cube_data[KEY])
+        out = np.where(np.isin(cube_mask, ids), cube_mask, 0)
     header = mask_header(_cube_header(cube_data))
     header["COMMENT"] = "glue-ssclump candidate mask: clump_id of selected candidates, 0 = none"
     return fits.PrimaryHDU(data=np.asarray(out, dtype=np.int32), header=header)

@@ -119,15 +119,15 @@ def is_ppv_candidates_file(filename: str, **kwargs: Any) -> bool:
 # -- building Data ------------------------------------------------------------------
 
 
-def make_cube_data(cube: PPVCube, labels: np.ndarray | None, label: str) -> Data:
+def make_cube_data(cube: PPVCube, mask: np.ndarray | None, label: str) -> Data:
     """The cube as one glue ``Data``: ``intensity`` (+ ``clump_id``) on the cube's WCS.
 
     Parameters
     ----------
     cube : PPVCube
         The cube (``data`` in K unless ``cube.unit`` says otherwise).
-    labels : ndarray or None
-        int label mask of ``cube.shape`` (0 = no candidate); ``None`` adds no
+    mask : ndarray or None
+        int mask of ``cube.shape`` (0 = no candidate); ``None`` adds no
         ``clump_id`` component.
     label : str
         Dataset label.
@@ -138,8 +138,8 @@ def make_cube_data(cube: PPVCube, labels: np.ndarray | None, label: str) -> Data
     """
     data = Data(label=label, coords=cube.wcs)
     data.add_component(Component(cube.data, units=cube.unit), CUBE_COMPONENT)
-    if labels is not None:
-        data.add_component(Component(_as_labels(labels, cube.shape)), KEY)
+    if mask is not None:
+        data.add_component(Component(_as_mask(mask, cube.shape)), KEY)
     data.meta[META_ROLE] = "cube"
     data.meta[META_HEADER] = cube.header.tostring()
     if cube.source:
@@ -207,15 +207,15 @@ def _component(values: np.ndarray, unit: str | None) -> Component:
     return Component(values, units=unit)
 
 
-def _as_labels(labels: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    labels = np.asarray(labels)
-    if labels.shape != tuple(shape):
-        raise CatalogError(f"label mask shape {labels.shape} does not match the cube {shape}; "
+def _as_mask(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    mask = np.asarray(mask)
+    if mask.shape != tuple(shape):
+        raise CatalogError(f"mask shape {mask.shape} does not match the cube {shape}; "
                            "pass the mask detected in this cube")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise CatalogError(f"label mask must be integer, got {labels.dtype}; pass the int "
+    if not np.issubdtype(mask.dtype, np.integer):
+        raise CatalogError(f"mask must be integer, got {mask.dtype}; pass the int "
                            "mask of candidate ids (0 = background)")
-    return labels.astype(np.int32, copy=False)
+    return mask.astype(np.int32, copy=False)
 
 
 def _check_keywords(method: Any, params: Any, rms: Any) -> None:
@@ -301,19 +301,19 @@ def load_ppv_candidates(
     progress = ensure_progress(_PROGRESS.get())
     _check_keywords(method, params, rms)
     cube = read_cube(filename)
-    labels, table = compute_candidates(cube, method, params, rms, progress)
-    return list(make_candidate_pair(cube, labels, table, data_label(filename)))
+    mask, table = compute_candidates(cube, method, params, rms, progress)
+    return list(make_candidate_pair(cube, mask, table, data_label(filename)))
 
 
-def make_candidate_pair(cube: PPVCube, labels: np.ndarray, table: Table,
+def make_candidate_pair(cube: PPVCube, mask: np.ndarray, table: Table,
                         name: str) -> tuple[Data, Data]:
     """The cube dataset (intensity + ``clump_id``) and its catalogue, joined.
 
     Parameters
     ----------
     cube : PPVCube
-    labels : ndarray
-        The label mask.
+    mask : ndarray
+        The mask.
     table : astropy.table.Table
         The catalogue (``meta`` holds detector, rms and parameters).
     name : str
@@ -324,7 +324,7 @@ def make_candidate_pair(cube: PPVCube, labels: np.ndarray, table: Table,
     (Data, Data)
         Cube and catalogue, joined on ``clump_id``.
     """
-    cube_data = make_cube_data(cube, labels, name)
+    cube_data = make_cube_data(cube, mask, name)
     catalog_data = make_catalog_data(table, f"{name} candidates ({table.meta['detector']})")
     _tag_pair(cube_data, catalog_data, table.meta["detector"], table.meta["rms"],
               table.meta.get("params", {}))
@@ -421,8 +421,8 @@ def compute_candidates(
 
     Returns
     -------
-    labels : ndarray
-        int32 label mask of the cube's shape.
+    mask : ndarray
+        int32 mask of the cube's shape.
     table : astropy.table.Table
         The catalogue (:func:`~glue_ssclump.core.catalog.build_catalog`).
     """
@@ -430,13 +430,13 @@ def compute_candidates(
     if isinstance(cube, Data):
         cube = ppv_cube_from_data(cube)
     det = detect(cube, method, rms, params, progress=progress)
-    return det.labels, det.catalog
+    return det.mask, det.catalog
 
 
 def attach_candidates(
     data_collection: DataCollection,
     cube_data: Data,
-    labels: np.ndarray,
+    mask: np.ndarray,
     table: Table,
     label: str | None = None,
 ) -> Data:
@@ -454,8 +454,8 @@ def attach_candidates(
         The session's data collection (must contain ``cube_data``).
     cube_data : Data
         The 3D cube dataset.
-    labels : ndarray
-        int label mask of ``cube_data.shape``.
+    mask : ndarray
+        int mask of ``cube_data.shape``.
     table : astropy.table.Table
         Its catalogue.
     label : str, optional
@@ -468,16 +468,16 @@ def attach_candidates(
     """
     if cube_data not in data_collection:
         raise ValueError(f"dataset {cube_data.label!r} is not in this data collection")
-    labels = _as_labels(labels, cube_data.shape)
+    mask = _as_mask(mask, cube_data.shape)
     detector = str(table.meta.get("detector", "unknown"))
     label = label or f"{cube_data.label} candidates ({detector})"
     new_catalog = make_catalog_data(table, label)
 
     existing = [c.label for c in cube_data.main_components]
     if KEY in existing:
-        cube_data.update_components({cube_data.id[KEY]: labels})
+        cube_data.update_components({cube_data.id[KEY]: mask})
     else:
-        cube_data.add_component(Component(labels), KEY)
+        cube_data.add_component(Component(mask), KEY)
     cube_data.meta.setdefault(META_ROLE, "cube")
 
     previous = catalogs_of(data_collection, cube_data)
@@ -528,5 +528,5 @@ def detect_in_data(
     Data
         The catalogue dataset (in ``data_collection``, joined and linked to the cube).
     """
-    labels, table = compute_candidates(cube_data, method, params, rms, progress)
-    return attach_candidates(data_collection, cube_data, labels, table)
+    mask, table = compute_candidates(cube_data, method, params, rms, progress)
+    return attach_candidates(data_collection, cube_data, mask, table)

@@ -100,7 +100,7 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def verified_collection(cube: Any, labels: Any, catalog: Any, name: str = "cube"
+def verified_collection(cube: Any, mask: Any, catalog: Any, name: str = "cube"
                         ) -> tuple[Any, Any, Any]:
     """A data collection holding a detection and its verification, linked.
 
@@ -124,7 +124,7 @@ def verified_collection(cube: Any, labels: Any, catalog: Any, name: str = "cube"
     results = [c for c in ("p_clump", "verdict", "label") if c in catalog.colnames]
     base = catalog.copy(copy_data=False)
     base.remove_columns(results)
-    cube_data, catalog_data = make_candidate_pair(cube, labels, base, name)
+    cube_data, catalog_data = make_candidate_pair(cube, mask, base, name)
     dc = DataCollection([cube_data, catalog_data])
     link_candidates(dc, cube_data, catalog_data)
     if results:

@@ -2,7 +2,7 @@
 
 Kept free of Qt and glue so that the benchmark and the tests can time and check the
 numbers without a display.  The viewer builds a :class:`CandidateIndex` once per
-cube (one :func:`scipy.ndimage.find_objects` pass over the label mask) and then calls
+cube (one :func:`scipy.ndimage.find_objects` pass over the mask) and then calls
 :func:`candidate_views` for every candidate it shows; that touches only the
 candidate's bounding box plus a margin, so switching candidates costs the same on a
 100^3 and a 1000^3 cube.
@@ -26,7 +26,7 @@ _MAX_DIRECT_ID = 5_000_000
 
 @dataclass
 class CandidateIndex:
-    """Bounding boxes of every candidate of a label mask.
+    """Bounding boxes of every candidate of a mask.
 
     Attributes
     ----------
@@ -40,30 +40,30 @@ class CandidateIndex:
     boxes: dict[int, tuple[slice, slice, slice]]
 
     @classmethod
-    def build(cls, labels: np.ndarray) -> CandidateIndex:
-        """Index a label mask (0 = no candidate) with one ``find_objects`` pass.
+    def build(cls, mask: np.ndarray) -> CandidateIndex:
+        """Index a mask (0 = no candidate) with one ``find_objects`` pass.
 
         Parameters
         ----------
-        labels : ndarray
+        mask : ndarray
             Integer mask ``(nv, ny, nx)``; each candidate's voxels hold its id (> 0).
 
         Returns
         -------
         CandidateIndex
         """
-        labels = np.asarray(labels)
-        if labels.ndim != 3:
-            raise ValueError(f"the label mask must be 3-D (v, y, x), got shape {labels.shape}")
-        if not np.issubdtype(labels.dtype, np.integer):
+        mask = np.asarray(mask)
+        if mask.ndim != 3:
+            raise ValueError(f"the mask must be 3-D (v, y, x), got shape {mask.shape}")
+        if not np.issubdtype(mask.dtype, np.integer):
             # Masks read back from FITS or through glue can be float; ids are integral.
-            labels = np.nan_to_num(labels, nan=0.0).astype(np.int64)
-        if labels.size == 0:
-            return cls(shape=labels.shape, boxes={})
-        top = int(labels.max())
+            mask = np.nan_to_num(mask, nan=0.0).astype(np.int64)
+        if mask.size == 0:
+            return cls(shape=mask.shape, boxes={})
+        top = int(mask.max())
         if top <= 0:
-            return cls(shape=labels.shape, boxes={})
-        positive = np.where(labels > 0, labels, 0) if labels.min() < 0 else labels
+            return cls(shape=mask.shape, boxes={})
+        positive = np.where(mask > 0, mask, 0) if mask.min() < 0 else mask
         boxes: dict[int, tuple[slice, slice, slice]] = {}
         if top <= _MAX_DIRECT_ID:
             for i, sl in enumerate(ndimage.find_objects(positive)):
@@ -72,11 +72,11 @@ class CandidateIndex:
         else:
             ids, inverse = np.unique(positive, return_inverse=True)
             shift = 0 if ids[0] == 0 else 1  # relabelled value k <-> ids[k - shift]
-            found = ndimage.find_objects(inverse.reshape(labels.shape) + shift)
+            found = ndimage.find_objects(inverse.reshape(mask.shape) + shift)
             for i, sl in enumerate(found):
                 if sl is not None:
                     boxes[int(ids[i + 1 - shift])] = sl  # type: ignore[assignment]
-        return cls(shape=labels.shape, boxes=boxes)
+        return cls(shape=mask.shape, boxes=boxes)
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -154,7 +154,7 @@ class CandidateViews:
     z_range: tuple[int, int]
 
 
-def candidate_views(intensity: np.ndarray, labels: np.ndarray, cid: int,
+def candidate_views(intensity: np.ndarray, mask: np.ndarray, cid: int,
                     box: tuple[slice, slice, slice], *, margin_frac: float = 0.5,
                     margin_min: int = 5, peak_xyz: tuple[int, int, int] | None = None,
                     channel_width: float = 1.0) -> CandidateViews:
@@ -164,10 +164,10 @@ def candidate_views(intensity: np.ndarray, labels: np.ndarray, cid: int,
     ----------
     intensity : ndarray
         The cube ``(nv, ny, nx)``; NaN blanks count as 0 in sums and are skipped in means.
-    labels : ndarray
-        The label mask, same shape.
+    mask : ndarray
+        The mask, same shape.
     cid : int
-        The candidate's id in ``labels``.
+        The candidate's id in ``mask``.
     box : tuple of slice
         Its bounding box (from :class:`CandidateIndex`).
     margin_frac, margin_min : float, int
@@ -183,20 +183,20 @@ def candidate_views(intensity: np.ndarray, labels: np.ndarray, cid: int,
     """
     crop = crop_slices(box, intensity.shape, margin_frac, margin_min)
     sub = np.asarray(intensity[crop], dtype=np.float32)
-    lab = np.asarray(labels[crop])
-    mask = lab == cid
+    lab = np.asarray(mask[crop])
+    inside = lab == cid
     other = (lab != cid) & (lab > 0)
     finite = np.isfinite(sub)
     sub0 = np.where(finite, sub, np.float32(0))
     map_lb = sub0.sum(axis=0) * np.float32(abs(channel_width))
     map_lv = sub0.sum(axis=1)
     map_bv = sub0.sum(axis=2)
-    foot_lb = mask.any(axis=0)
-    foot_lv = mask.any(axis=1)
-    foot_bv = mask.any(axis=2)
+    foot_lb = inside.any(axis=0)
+    foot_lv = inside.any(axis=1)
+    foot_bv = inside.any(axis=2)
     z0, y0, x0 = crop[0].start, crop[1].start, crop[2].start
     if peak_xyz is None or not _inside(peak_xyz, crop):
-        masked = np.where(mask & finite, sub, -np.inf)
+        masked = np.where(inside & finite, sub, -np.inf)
         kz, ky, kx = np.unravel_index(int(np.argmax(masked)), sub.shape)
         peak_xyz = (int(kx + x0), int(ky + y0), int(kz + z0))
     px, py, _ = (int(v) for v in peak_xyz)

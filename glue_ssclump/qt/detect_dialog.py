@@ -405,7 +405,7 @@ class DetectDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
 
     @guarded("Could not add the candidates to the session")
     def _on_succeeded(self, result: tuple[np.ndarray, Any]) -> None:
-        labels, table = result
+        mask, table = result
         cube = self._running_cube
         if cube is None or cube not in self.data_collection:
             raise ValueError("The cube was removed from the session during the detection; "
@@ -413,7 +413,7 @@ class DetectDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         from ..integration.links import catalogs_of
 
         had = bool(catalogs_of(self.data_collection, cube))
-        self.catalog_data = attach_candidates(self.data_collection, cube, labels, table)
+        self.catalog_data = attach_candidates(self.data_collection, cube, mask, table)
         seconds = self.worker.elapsed if self.worker is not None else 0.0
         self.ui.label_status.setText(
             f"{len(table)} candidates found by {table.meta.get('detector', '?')} in "

@@ -104,7 +104,7 @@ def make_train_job(state: TrainState, session: Any) -> TrainJob:
         if g is not None]
     meta = {"catalogue": str(cat.label), "seeds_from": seeds_from,
             "pool": pool_label(state.pool_subset)}
-    return TrainJob(data=cube.data, labels_mask=mask, catalog=table, codes=plan.codes,
+    return TrainJob(data=cube.data, mask=mask, catalog=table, codes=plan.codes,
                     config=config, init=init, train=train,
                     threshold=(float(state.threshold) if state.threshold_rule == "fixed"
                                else str(state.threshold_rule)),
