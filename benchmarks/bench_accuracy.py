@@ -365,7 +365,7 @@ def real_cube(epochs: int, log) -> dict[str, dict[str, int]]:
         seeds = cross_match_seeds(det.catalog)
         init = "default" if DEFAULT_CHECKPOINT.is_file() else "scratch"
         t0 = time.perf_counter()
-        v = verify(cube.data, det.labels, det.catalog, seeds,
+        v = verify(cube.data, det.mask, det.catalog, seeds,
                    config=TrainConfig(epochs=epochs), init=init, threshold="clusters")
         c = {"candidates": len(det.catalog), "seeds_clump": v.n_seeds["clump"],
              "seeds_not": v.n_seeds["not_clump"], "seconds": time.perf_counter() - t0}
@@ -407,7 +407,7 @@ def l1448_agreement(epochs: int, log) -> dict[str, dict[str, float]]:
     for name, kw in (("paper, fine-tuned", {"config": TrainConfig(epochs=epochs)}),
                      ("context, no training", {"arch": "context", "train_model": False})):
         t0 = time.perf_counter()
-        v = verify(cube.data, det.labels, det.catalog, seeds, **kw)
+        v = verify(cube.data, det.mask, det.catalog, seeds, **kw)
         clump = np.asarray(v.catalog["verdict"]) == "clump"
         agree = float(np.mean(clump[free] == matched[free]))
         out[name] = {"candidates": int(ids.size), "non_seed": int(free.sum()),

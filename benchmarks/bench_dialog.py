@@ -61,7 +61,7 @@ def make_job(n_clumps: int, epochs: int, seed: int = 1) -> TrainJob:
     data, header, _ = make_synthetic_cube(shape, n_clumps=n_clumps, seed=seed,
                                           preset="clean")
     cube = cube_from_array(data, header)
-    labels, table = compute_candidates(cube, "clumpfind")
+    mask, table = compute_candidates(cube, "clumpfind")
     snr = np.asarray(table["snr_peak"], dtype=float)
     order = np.argsort(snr)
     k = max(len(table) * 3 // 10, 5)
@@ -69,7 +69,7 @@ def make_job(n_clumps: int, epochs: int, seed: int = 1) -> TrainJob:
     codes[order[-k:]] = 1
     codes[order[:k]] = 0
     config = TrainConfig(epochs=epochs, passes=2, batch_size=32, device="cpu", seed=0)
-    return TrainJob(data=cube.data, labels_mask=labels, catalog=table, codes=codes,
+    return TrainJob(data=cube.data, mask=mask, catalog=table, codes=codes,
                     config=config, init="scratch", train=True, out_dir=None)
 
 
@@ -91,7 +91,7 @@ def dialog_widgets() -> tuple[QtWidgets.QApplication, QtWidgets.QWidget, LivePlo
 
 def headless(job: TrainJob) -> float:
     t0 = time.perf_counter()
-    v = verify(job.data, job.labels_mask, job.catalog, job.codes, config=job.config,
+    v = verify(job.data, job.mask, job.catalog, job.codes, config=job.config,
                init=job.init, train_model=True)
     assert v.train_result is not None and v.train_result.completed_epochs == job.config.epochs
     return time.perf_counter() - t0

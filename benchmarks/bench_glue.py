@@ -1,7 +1,7 @@
 """glue linked-brushing speed on a large cube: 200 x 400 x 400 voxels, 25,000 candidates.
 
 Run with ``python benchmarks/bench_glue.py`` (``--repeat N`` to change the number of
-timed repetitions). No detector runs: the label mask is a grid of 10 x 50 x 50 boxes
+timed repetitions). No detector runs: the mask is a grid of 10 x 50 x 50 boxes
 (one candidate of 12 x 5 x 5 voxels in each 20 x 8 x 8 block), the catalogue has one
 row per box. The pair is joined and linked exactly as the data factory does
 (``make_cube_data`` / ``make_catalog_data`` / ``link_candidates``), in a glue-core
@@ -51,9 +51,9 @@ TARGET_SELECT_S = 0.200
 TARGET_WRITE_S = 1.0
 
 
-def synthetic_labels(shape: tuple[int, int, int] = SHAPE,
-                     block: tuple[int, int, int] = BLOCK) -> np.ndarray:
-    """int32 label mask: one box-shaped candidate per block, ids 1..N in C order."""
+def synthetic_mask(shape: tuple[int, int, int] = SHAPE,
+                   block: tuple[int, int, int] = BLOCK) -> np.ndarray:
+    """int32 mask: one box-shaped candidate per block, ids 1..N in C order."""
     grid = tuple(s // b for s, b in zip(shape, block, strict=True))
     ids = np.arange(1, int(np.prod(grid)) + 1, dtype=np.int32).reshape(grid)
     box = np.zeros(block, dtype=np.int32)
@@ -76,18 +76,18 @@ def synthetic_header(shape: tuple[int, int, int]) -> fits.Header:
 
 
 def build(seed: int = 0):
-    """(data collection, cube Data, catalogue Data, labels) for the benchmark."""
-    labels = synthetic_labels()
+    """(data collection, cube Data, catalogue Data, cube_mask) for the benchmark."""
+    cube_mask = synthetic_mask()
     rng = np.random.default_rng(seed)
     values = rng.standard_normal(SHAPE, dtype=np.float32)
     cube = cube_from_array(values, synthetic_header(SHAPE))
-    n = int(labels.max())
+    n = int(cube_mask.max())
     ids = np.arange(1, n + 1)
     # "peak" = first voxel of each box; id i sits in block unravel_index(i - 1, grid)
     grid = tuple(s // b for s, b in zip(SHAPE, BLOCK, strict=True))
     bz, by, bx = np.unravel_index(ids - 1, grid)
     z, y, x = bz * BLOCK[0] + 3, by * BLOCK[1] + 1, bx * BLOCK[2] + 2
-    if not np.array_equal(labels[z, y, x], ids):
+    if not np.array_equal(cube_mask[z, y, x], ids):
         raise AssertionError("box layout and catalogue rows disagree")
     lon, lat, vel = cube.pixel_to_world(x, y, z)
     table = Table({"clump_id": ids, "peak_x": x, "peak_y": y, "peak_z": z,
@@ -95,18 +95,18 @@ def build(seed: int = 0):
                    "npix": np.full(n, 12 * 5 * 5)})
     table["peak_lon"].unit = table["peak_lat"].unit = "deg"
     table["peak_vel"].unit = "km / s"
-    cube_data = make_cube_data(cube, labels, "bench cube")
+    cube_data = make_cube_data(cube, cube_mask, "bench cube")
     catalog_data = make_catalog_data(table, "bench candidates")
     dc = DataCollection([cube_data, catalog_data])
     link_candidates(dc, cube_data, catalog_data)
-    return dc, cube_data, catalog_data, labels
+    return dc, cube_data, catalog_data, cube_mask
 
 
 def _cube_subset(group, cube_data):
     return next(s for s in group.subsets if s.data is cube_data)
 
 
-def bench_selection(dc, cube_data, catalog_data, labels, repeat: int, rng) -> dict[str, float]:
+def bench_selection(dc, cube_data, catalog_data, cube_mask, repeat: int, rng) -> dict[str, float]:
     n = catalog_data.size
     times, full_times = [], []
     for i in range(repeat):
@@ -117,8 +117,8 @@ def bench_selection(dc, cube_data, catalog_data, labels, repeat: int, rng) -> di
         group = select_candidates(dc, catalog_data, ids, label="bench selection")
         mask = _cube_subset(group, cube_data).to_mask(view=(k, slice(None), slice(None)))
         times.append(time.perf_counter() - t0)
-        if not np.array_equal(mask, np.isin(labels[k], ids)):
-            raise AssertionError("slice mask differs from isin(labels, ids)")
+        if not np.array_equal(mask, np.isin(cube_mask[k], ids)):
+            raise AssertionError("slice mask differs from isin(cube_mask, ids)")
         if i < 3:
             t0 = time.perf_counter()
             _cube_subset(group, cube_data).to_mask()
@@ -126,7 +126,7 @@ def bench_selection(dc, cube_data, catalog_data, labels, repeat: int, rng) -> di
     return {"select_slice": float(np.median(times)), "full_cube": float(np.median(full_times))}
 
 
-def bench_writeback(dc, cube_data, catalog_data, labels, repeat: int, rng) -> dict[str, float]:
+def bench_writeback(dc, cube_data, catalog_data, cube_mask, repeat: int, rng) -> dict[str, float]:
     n = catalog_data.size
     write_times, mask_times = [], []
     for _ in range(repeat):
@@ -141,7 +141,7 @@ def bench_writeback(dc, cube_data, catalog_data, labels, repeat: int, rng) -> di
         masks = {name: _cube_subset(g, cube_data).to_mask(view=(k, slice(None), slice(None)))
                  for name, g in groups.items()}
         mask_times.append(time.perf_counter() - t0)
-        expected = np.isin(labels[k], np.asarray(catalog_data["clump_id"])[verdict == "clump"])
+        expected = np.isin(cube_mask[k], np.asarray(catalog_data["clump_id"])[verdict == "clump"])
         if not np.array_equal(masks["SS-3D-Clump: clumps"], expected):
             raise AssertionError("verdict subset slice mask is wrong")
     if len(catalog_data.components) != len(set(c.label for c in catalog_data.components)):
@@ -157,18 +157,18 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(42)
 
     t0 = time.perf_counter()
-    dc, cube_data, catalog_data, labels = build()
+    dc, cube_data, catalog_data, cube_mask = build()
     n = catalog_data.size
-    print(f"cube {SHAPE[0]} x {SHAPE[1]} x {SHAPE[2]} ({labels.size / 1e6:.0f} M voxels), "
+    print(f"cube {SHAPE[0]} x {SHAPE[1]} x {SHAPE[2]} ({cube_mask.size / 1e6:.0f} M voxels), "
           f"{n} candidates; setup {time.perf_counter() - t0:.1f} s")
 
-    sel = bench_selection(dc, cube_data, catalog_data, labels, args.repeat, rng)
+    sel = bench_selection(dc, cube_data, catalog_data, cube_mask, args.repeat, rng)
     ok_sel = sel["select_slice"] < TARGET_SELECT_S
     print(f"select 1000 rows + cube slice mask: median {sel['select_slice'] * 1e3:.1f} ms "
           f"(target < {TARGET_SELECT_S * 1e3:.0f} ms) {'OK' if ok_sel else 'SLOW'}")
     print(f"  (whole-cube mask of that selection: median {sel['full_cube'] * 1e3:.0f} ms)")
 
-    wb = bench_writeback(dc, cube_data, catalog_data, labels, max(3, args.repeat // 2), rng)
+    wb = bench_writeback(dc, cube_data, catalog_data, cube_mask, max(3, args.repeat // 2), rng)
     ok_wb = wb["write"] < TARGET_WRITE_S
     print(f"write_verdicts for {n} rows + 5 subset groups: median {wb['write'] * 1e3:.1f} ms "
           f"(target < {TARGET_WRITE_S * 1e3:.0f} ms) {'OK' if ok_wb else 'SLOW'}")

@@ -41,7 +41,7 @@ if str(ROOT) not in sys.path:  # runnable as a plain script from any directory
 from glue_ssclump.core.samples import ArraySamples, CandidateSamples  # noqa: E402
 
 CUBE = ROOT / "glue_ssclump" / "data" / "l1448_13co.fits"
-LABELS = ROOT / "tests" / "data" / "l1448_cupid_labels.npz"
+CUPID_MASKS = ROOT / "tests" / "data" / "l1448_cupid_labels.npz"
 RMS = 0.15
 
 
@@ -51,16 +51,16 @@ def _rss_mb() -> float:
 
 def load_l1448() -> tuple[np.ndarray, np.ndarray]:
     data = np.squeeze(fits.getdata(CUBE)).astype(np.float32)
-    labels = np.load(LABELS)["clumpfind_cfg"].astype(np.int32)
-    return data, labels
+    mask = np.load(CUPID_MASKS)["clumpfind_cfg"].astype(np.int32)
+    return data, mask
 
 
-def tiled(data: np.ndarray, labels: np.ndarray, ny: int, nx: int) -> tuple[np.ndarray, ...]:
+def tiled(data: np.ndarray, mask: np.ndarray, ny: int, nx: int) -> tuple[np.ndarray, ...]:
     """The cube and mask repeated ny x nx on the sky, ids offset per tile."""
-    n = int(labels.max())
+    n = int(mask.max())
     big = np.tile(data, (1, ny, nx))
-    lab = np.tile(labels, (1, ny, nx))
-    h, w = labels.shape[1:]
+    lab = np.tile(mask, (1, ny, nx))
+    h, w = mask.shape[1:]
     for j in range(ny):
         for i in range(nx):
             tile = lab[:, j * h:(j + 1) * h, i * w:(i + 1) * w]
@@ -68,8 +68,8 @@ def tiled(data: np.ndarray, labels: np.ndarray, ny: int, nx: int) -> tuple[np.nd
     return big, lab
 
 
-def bench_l1448(data: np.ndarray, labels: np.ndarray, repeats: int = 3) -> dict:
-    src = CandidateSamples(data, labels, rms=RMS, cache=None)
+def bench_l1448(data: np.ndarray, mask: np.ndarray, repeats: int = 3) -> dict:
+    src = CandidateSamples(data, mask, rms=RMS, cache=None)
     rates = []
     for _ in range(repeats):
         t = time.perf_counter()
@@ -80,8 +80,8 @@ def bench_l1448(data: np.ndarray, labels: np.ndarray, repeats: int = 3) -> dict:
             "samples_per_s": round(max(rates)), "samples_per_s_all": [round(r) for r in rates]}
 
 
-def bench_25k(data: np.ndarray, labels: np.ndarray, n: int = 25_000) -> dict:
-    big, lab = tiled(data, labels, 4, 5)
+def bench_25k(data: np.ndarray, mask: np.ndarray, n: int = 25_000) -> dict:
+    big, lab = tiled(data, mask, 4, 5)
     t = time.perf_counter()
     src = CandidateSamples(big, lab, clump_ids=np.arange(1, n + 1), rms=RMS, cache="auto")
     setup_s = time.perf_counter() - t
@@ -107,7 +107,7 @@ def bench_25k(data: np.ndarray, labels: np.ndarray, n: int = 25_000) -> dict:
             "all_samples_float32_mb": round(count * 30**3 * 4 / 2**20)}
 
 
-def bench_overlap(data: np.ndarray, labels: np.ndarray, batch: int = 256,
+def bench_overlap(data: np.ndarray, mask: np.ndarray, batch: int = 256,
                   repeats: int = 2) -> dict:
     import torch
 
@@ -115,7 +115,7 @@ def bench_overlap(data: np.ndarray, labels: np.ndarray, batch: int = 256,
 
     torch.manual_seed(0)
     model = SSClumpNet().eval()
-    src = CandidateSamples(data, labels, rms=RMS, cache=None)
+    src = CandidateSamples(data, mask, rms=RMS, cache=None)
     arrays = ArraySamples(src.get(np.arange(len(src))))
     infer(model, arrays.get(np.arange(batch)), batch_size=batch, device="cpu")  # warm-up
     out = {"candidates": len(src), "torch_threads": torch.get_num_threads()}
@@ -123,7 +123,7 @@ def bench_overlap(data: np.ndarray, labels: np.ndarray, batch: int = 256,
     class NoPrefetch(CandidateSamples):
         default_prefetch = 0
 
-    plain = NoPrefetch(data, labels, rms=RMS, cache=None)
+    plain = NoPrefetch(data, mask, rms=RMS, cache=None)
     # best of `repeats`, interleaved, so that load from other processes hits all alike
     times: dict[str, list[float]] = {"network_only": [], "prefetch_0": [], "prefetch_1": []}
     for _ in range(repeats):
@@ -160,8 +160,8 @@ def false_fractions(presets: tuple[str, ...] = ("benchmark", "clean"),
                 data, header, truth = make_synthetic_cube(seed=seed, preset=preset)
                 for key, rms in (("true_rms", header["SYNRMS"]),
                                  ("estimated_rms", estimate_rms(data))):
-                    labels = run_detector(data, det, rms).labels
-                    match = match_candidates(candidate_peaks(data, labels), truth)
+                    mask = run_detector(data, det, rms).mask
+                    match = match_candidates(candidate_peaks(data, mask), truth)
                     bright = int((truth["snr_peak"] >= 5).sum())
                     runs[key].append({
                         "seed": seed, "rms": round(float(rms), 4), "candidates": len(match),
@@ -188,13 +188,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.json:
             args.json.write_text(json.dumps(results, indent=2))
         return 0
-    data, labels = load_l1448()
-    results = {"l1448": bench_l1448(data, labels)}
+    data, mask = load_l1448()
+    results = {"l1448": bench_l1448(data, mask)}
     print("L1448 ClumpFind candidates:", json.dumps(results["l1448"]), flush=True)
     if not args.quick:
-        results["candidates_25k"] = bench_25k(data, labels)
+        results["candidates_25k"] = bench_25k(data, mask)
         print("25,000 candidates:", json.dumps(results["candidates_25k"]), flush=True)
-        results["overlap_inference"] = bench_overlap(data, labels)
+        results["overlap_inference"] = bench_overlap(data, mask)
         print("inference overlap:", json.dumps(results["overlap_inference"]), flush=True)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))

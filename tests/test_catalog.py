@@ -41,27 +41,27 @@ def make_cube(data):
 def known():
     """Cube + mask with four candidates whose measurements are worked out by hand."""
     data = np.zeros(SHAPE, dtype=np.float32)
-    labels = np.zeros(SHAPE, dtype=np.int32)
+    mask = np.zeros(SHAPE, dtype=np.int32)
     # 1: 3x3x3 block of 1 K centred on (z, y, x) = (3, 4, 5), 5 K at the centre
     data[2:5, 3:6, 4:7] = 1.0
     data[3, 4, 5] = 5.0
-    labels[2:5, 3:6, 4:7] = 1
+    mask[2:5, 3:6, 4:7] = 1
     # 2: two voxels, +2 K and -1 K: the negative one has no weight
     data[6, 1, 1], data[6, 1, 2] = 2.0, -1.0
-    labels[6, 1, 1] = labels[6, 1, 2] = 2
+    mask[6, 1, 1] = mask[6, 1, 2] = 2
     # 4 (id 3 unused): on the first channel (array border), all negative -> uniform weights
     data[0, 8, 8:10] = -0.5
-    labels[0, 8, 8:10] = 4
+    mask[0, 8, 8:10] = 4
     # 5: interior, next to a NaN blank
     data[4, 8, 2] = 3.0
     data[4, 8, 1] = np.nan
-    labels[4, 8, 2] = 5
-    return make_cube(data), labels
+    mask[4, 8, 2] = 5
+    return make_cube(data), mask
 
 
 def test_columns_units_and_meta(known):
-    cube, labels = known
-    cat = build_catalog(cube, labels, "handmade", 0.5, {"min_npix": 1})
+    cube, mask = known
+    cat = build_catalog(cube, mask, "handmade", 0.5, {"min_npix": 1})
     assert cat.colnames == [name for name, _ in COLUMNS]
     for name, unit in COLUMNS:
         if unit is None:
@@ -81,8 +81,8 @@ def test_columns_units_and_meta(known):
 
 
 def test_known_block(known):
-    cube, labels = known
-    r = build_catalog(cube, labels, "h", 0.5)[0]
+    cube, mask = known
+    r = build_catalog(cube, mask, "h", 0.5)[0]
     assert r["clump_id"] == 1
     assert r["npix"] == 27
     assert r["peak_value"] == 5.0
@@ -105,8 +105,8 @@ def test_known_block(known):
 
 
 def test_negative_voxels_have_no_weight(known):
-    cube, labels = known
-    r = build_catalog(cube, labels, "h", 0.5)[1]
+    cube, mask = known
+    r = build_catalog(cube, mask, "h", 0.5)[1]
     assert r["npix"] == 2
     assert r["flux"] == pytest.approx(1.0)
     assert (r["cen_x"], r["cen_y"], r["cen_z"]) == pytest.approx((1.0, 1.0, 6.0))
@@ -115,8 +115,8 @@ def test_negative_voxels_have_no_weight(known):
 
 
 def test_all_negative_candidate_uses_uniform_weights(known):
-    cube, labels = known
-    r = build_catalog(cube, labels, "h", 0.5)[2]
+    cube, mask = known
+    r = build_catalog(cube, mask, "h", 0.5)[2]
     assert r["clump_id"] == 4
     assert r["cen_x"] == pytest.approx(8.5)
     assert r["size_x"] == pytest.approx(0.5)
@@ -125,24 +125,24 @@ def test_all_negative_candidate_uses_uniform_weights(known):
 
 
 def test_edge_flags(known):
-    cube, labels = known
-    cat = build_catalog(cube, labels, "h", 0.5)
+    cube, mask = known
+    cat = build_catalog(cube, mask, "h", 0.5)
     flags = dict(zip(cat["clump_id"].tolist(), cat["touches_edge"].tolist(), strict=True))
     # 1 interior; 2 at y=1,x=1 interior; 4 on channel 0 (border); 5 next to a NaN
     assert flags == {1: False, 2: False, 4: True, 5: True}
-    labels2 = labels.copy()
+    labels2 = mask.copy()
     labels2[labels2 == 2] = 0
     labels2[7, 1, 1] = 2  # last channel: border
     assert build_catalog(cube, labels2, "h", 0.5)["touches_edge"][1]
 
 
 def test_units_follow_a_cube_not_in_k(known):
-    cube, labels = known
+    cube, mask = known
     h = header()
     h["BUNIT"] = "Jy/beam"  # no beam: stays Jy/beam
     jy = cube_from_array(cube.data, h)
     assert jy.unit != "K"
-    cat = build_catalog(jy, labels, "h", 0.5)
+    cat = build_catalog(jy, mask, "h", 0.5)
     assert cat["peak_value"].unit == u.Jy / u.beam
     assert cat["flux"].unit == u.Jy / u.beam
     assert cat["flux_int"].unit == u.Jy / u.beam * u.km / u.s * u.arcsec**2
@@ -151,33 +151,33 @@ def test_units_follow_a_cube_not_in_k(known):
 def test_nan_inside_candidate_not_the_peak():
     data = np.zeros(SHAPE, dtype=np.float32)
     data[3, 3, 3:6] = [1.0, np.nan, 2.0]
-    labels = np.zeros(SHAPE, dtype=np.int32)
-    labels[3, 3, 3:6] = 1
-    r = build_catalog(make_cube(data), labels, "h", 1.0)[0]
+    mask = np.zeros(SHAPE, dtype=np.int32)
+    mask[3, 3, 3:6] = 1
+    r = build_catalog(make_cube(data), mask, "h", 1.0)[0]
     assert r["npix"] == 3 and r["flux"] == pytest.approx(3.0)
     assert r["peak_x"] == 5 and r["touches_edge"]
 
 
 def test_empty_mask_and_bad_input(known):
-    cube, labels = known
-    cat = build_catalog(cube, np.zeros_like(labels), "h", 0.5)
+    cube, mask = known
+    cat = build_catalog(cube, np.zeros_like(mask), "h", 0.5)
     assert len(cat) == 0 and cat.colnames == [name for name, _ in COLUMNS]
     with pytest.raises(ValueError, match="does not match"):
-        build_catalog(cube, labels[:, :, :3], "h", 0.5)
+        build_catalog(cube, mask[:, :, :3], "h", 0.5)
     with pytest.raises(ValueError, match="integer"):
-        build_catalog(cube, labels.astype(float), "h", 0.5)
+        build_catalog(cube, mask.astype(float), "h", 0.5)
 
 
 def test_progress_and_cancel(known):
-    cube, labels = known
+    cube, mask = known
     seen = []
-    build_catalog(cube, labels, "h", 0.5, progress=Progress(lambda f, m: seen.append(f),
+    build_catalog(cube, mask, "h", 0.5, progress=Progress(lambda f, m: seen.append(f),
                                                             min_interval=0))
     assert seen[-1] == 1.0
     p = Progress()
     p.cancel()
     with pytest.raises(Cancelled):
-        build_catalog(cube, labels, "h", 0.5, progress=p)
+        build_catalog(cube, mask, "h", 0.5, progress=p)
 
 
 def test_many_candidates_fast():
@@ -185,21 +185,21 @@ def test_many_candidates_fast():
 
     rng = np.random.default_rng(0)
     shape = (100, 200, 200)
-    labels = np.zeros(shape, dtype=np.int32)
+    mask = np.zeros(shape, dtype=np.int32)
     pts = rng.integers(0, shape, size=(25000, 3))
-    labels[tuple(pts.T)] = np.arange(1, 25001)
-    labels = ndimage.grey_dilation(labels, size=(2, 2, 2))
-    n = np.unique(labels).size - 1
+    mask[tuple(pts.T)] = np.arange(1, 25001)
+    mask = ndimage.grey_dilation(mask, size=(2, 2, 2))
+    n = np.unique(mask).size - 1
     cube = make_cube(rng.normal(size=shape))
     t0 = time.perf_counter()
-    cat = build_catalog(cube, labels, "h", 1.0)
+    cat = build_catalog(cube, mask, "h", 1.0)
     elapsed = time.perf_counter() - t0
     assert len(cat) == n > 20000
     assert elapsed < 20.0  # a per-candidate loop over the cube would take minutes
     # spot-check one row against a direct computation
     i = len(cat) // 2
     cid = cat["clump_id"][i]
-    vals = cube.data[labels == cid]
+    vals = cube.data[mask == cid]
     assert cat["npix"][i] == vals.size
     assert cat["flux"][i] == pytest.approx(vals.sum(dtype=np.float64), rel=1e-6)
     assert cat["peak_value"][i] == vals.max()
@@ -213,8 +213,8 @@ def blocks_cube():
     return make_cube(rng.uniform(0.1, 1.0, SHAPE))
 
 
-def cat_of(cube, labels, name):
-    return build_catalog(cube, labels, name, 0.1)
+def cat_of(cube, mask, name):
+    return build_catalog(cube, mask, name, 0.1)
 
 
 def test_crossmatch_identical():
@@ -285,8 +285,8 @@ def test_crossmatch_no_overlap_and_validation():
 def test_write_read_catalog_keeps_columns_units_and_meta(tmp_path, l1448_cube, suffix):
     from glue_ssclump.core.catalog import read_catalog, write_catalog
 
-    labels = np.load(Path(__file__).parent / "data" / "l1448_cupid_labels.npz")["fellwalker_cfg"]
-    cat = build_catalog(l1448_cube, labels, "fellwalker", 0.15, {"Noise": 0.3})
+    mask = np.load(Path(__file__).parent / "data" / "l1448_cupid_labels.npz")["fellwalker_cfg"]
+    cat = build_catalog(l1448_cube, mask, "fellwalker", 0.15, {"Noise": 0.3})
     back = read_catalog(write_catalog(cat, tmp_path / f"cat.{suffix}"))
     assert back.colnames == cat.colnames
     for name in cat.colnames:

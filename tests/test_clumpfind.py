@@ -42,9 +42,9 @@ def gaussian_cube(shape, blobs, noise=0.0, seed=0):
     return cube.astype(np.float32)
 
 
-def peak_positions(data, labels):
-    n = int(labels.max())
-    return {tuple(p) for p in ndi.maximum_position(data, labels, np.arange(1, n + 1))}
+def peak_positions(data, mask):
+    n = int(mask.max())
+    return {tuple(p) for p in ndi.maximum_position(data, mask, np.arange(1, n + 1))}
 
 
 def sequential_clumpfind(data, levels, naxis, idl, minpix, allow_edge=True, maxbad=0.05):
@@ -178,7 +178,7 @@ def l1448_result(l1448):
 
 def test_l1448_matches_cupid(l1448, l1448_result):
     data, ref, meta = l1448
-    ours = l1448_result.labels
+    ours = l1448_result.mask
     assert meta["runs"]["clumpfind_cfg"]["config"]["TLOW"] == pytest.approx(
         l1448_result.params["Tlow"])
     n_ref, n_ours = int(ref.max()), int(ours.max())
@@ -196,18 +196,18 @@ def test_l1448_matches_cupid(l1448, l1448_result):
 def test_l1448_mask_is_cupids_exactly(l1448, l1448_result):
     """Not only close: every voxel and clump number agrees with CUPID's mask."""
     _, ref, _ = l1448
-    assert l1448_result.labels.dtype == np.int32
-    np.testing.assert_array_equal(l1448_result.labels, ref)
+    assert l1448_result.mask.dtype == np.int32
+    np.testing.assert_array_equal(l1448_result.mask, ref)
 
 
 # ------------------------------------------------------------------------ synthetic
 def test_two_separated_blobs_give_two_clumps():
     data = gaussian_cube((20, 30, 40), [(10.0, (10, 15, 10), (2, 2.5, 2.5)),
                                         (8.0, (9, 14, 30), (2, 2.5, 2.5))])
-    labels = cf.clumpfind(data, 1.0, 2.0, minpix=27)
-    assert labels.max() == 2
-    assert labels[10, 15, 10] == 1 and labels[9, 14, 30] == 2  # numbered by peak
-    assert peak_positions(data, labels) == {(10, 15, 10), (9, 14, 30)}
+    mask = cf.clumpfind(data, 1.0, 2.0, minpix=27)
+    assert mask.max() == 2
+    assert mask[10, 15, 10] == 1 and mask[9, 14, 30] == 2  # numbered by peak
+    assert peak_positions(data, mask) == {(10, 15, 10), (9, 14, 30)}
 
 
 def test_blended_blobs_are_split_at_the_saddle():
@@ -215,12 +215,12 @@ def test_blended_blobs_are_split_at_the_saddle():
                                         (9.0, (10, 15, 24), (2, 3, 3))])
     above = data >= 1.0
     assert ndi.label(above)[1] == 1  # one connected emission region
-    labels = cf.clumpfind(data, 1.0, 1.0, minpix=27)
-    assert labels.max() == 2
-    assert labels[10, 15, 16] == 1 and labels[10, 15, 24] == 2
-    assert np.array_equal(labels > 0, above)  # the region is shared out completely
+    mask = cf.clumpfind(data, 1.0, 1.0, minpix=27)
+    assert mask.max() == 2
+    assert mask[10, 15, 16] == 1 and mask[10, 15, 24] == 2
+    assert np.array_equal(mask > 0, above)  # the region is shared out completely
     # IDLAlg=1 gives every voxel to the nearer peak.
-    assert (labels[10, 15, 17:20] == 1).all() and (labels[10, 15, 21:24] == 2).all()
+    assert (mask[10, 15, 17:20] == 1).all() and (mask[10, 15, 21:24] == 2).all()
 
 
 def test_minpix_drops_small_clumps():
@@ -267,17 +267,17 @@ def test_blank_voxels_and_maxbad():
                                         (10.0, (10, 15, 30), (2, 2.5, 2.5))])
     data[:, :, 34:] = np.nan  # a blank edge through the second blob
     data[0:6, 20:, :] = np.nan  # and a blank corner away from both
-    labels = run_detector(data, "clumpfind", 1.0, {"Tlow": 1.0, "DeltaT": 2.0}).labels
-    assert labels.max() == 2
-    assert (labels[np.isnan(data)] == 0).all()
+    mask = run_detector(data, "clumpfind", 1.0, {"Tlow": 1.0, "DeltaT": 2.0}).mask
+    assert mask.max() == 2
+    assert (mask[np.isnan(data)] == 0).all()
 
     # Blank channels next to the second blob: CUPID's MaxBad looks along v.
     data[:, :, 34:] = 0.0
     data[6, :, 22:] = np.nan
-    nearby = run_detector(data, "clumpfind", 1.0, {"Tlow": 1.0, "DeltaT": 2.0}).labels
+    nearby = run_detector(data, "clumpfind", 1.0, {"Tlow": 1.0, "DeltaT": 2.0}).mask
     assert nearby.max() == 1 and nearby[10, 15, 10] == 1
     lenient = run_detector(data, "clumpfind", 1.0,
-                           {"Tlow": 1.0, "DeltaT": 2.0, "MaxBad": 1.0}).labels
+                           {"Tlow": 1.0, "DeltaT": 2.0, "MaxBad": 1.0}).mask
     assert lenient.max() == 2
 
 

@@ -21,25 +21,25 @@ def cube():
     z, y, x = np.mgrid[:40, :50, :50]
     data += 2.0 * np.exp(-0.5 * ((z - 20) ** 2 / 4 + (y - 25) ** 2 / 3 + (x - 25) ** 2 / 3))
     data[:, :, :3] = np.nan
-    labels = np.zeros(data.shape, np.int32)
-    labels[17:24, 22:29, 22:29] = 1
-    labels[17:24, 22:29, 29:33] = 2           # a neighbour touching it
-    labels[18:22, 10:14, 3:7] = 3             # next to the NaN strip
-    return data, labels
+    mask = np.zeros(data.shape, np.int32)
+    mask[17:24, 22:29, 22:29] = 1
+    mask[17:24, 22:29, 29:33] = 2           # a neighbour touching it
+    mask[18:22, 10:14, 3:7] = 3             # next to the NaN strip
+    return data, mask
 
 
 def test_context_samples_channels(cube):
-    data, labels = cube
-    src = ContextSamples(data, labels, rms=0.1, lag1=0.0)
+    data, mask = cube
+    src = ContextSamples(data, mask, rms=0.1, lag1=0.0)
     x = src.get(np.arange(3))
     assert x.shape == (3, 4, 30, 30, 30) and x.dtype == np.float32
     # channel 0 is the paper's sample, unchanged
-    paper = CandidateSamples(data, labels, rms=0.1, lag1=0.0).get(np.arange(3))
+    paper = CandidateSamples(data, mask, rms=0.1, lag1=0.0).get(np.arange(3))
     np.testing.assert_allclose(x[:, :1], paper, atol=2e-3)
     # the window is centred on the peak: the peak's own mask voxel is at (15, 15, 15)
     assert x[0, 2, 15, 15, 15] == 1.0 and np.any(x[0, 2] == 0.5)  # own and neighbour
     # context keeps the SNR: asinh(T / (2 rms)) / 2 at the peak
-    peak = np.nanmax(np.where(labels == 1, data, -np.inf))
+    peak = np.nanmax(np.where(mask == 1, data, -np.inf))
     assert x[0, 1, 15, 15, 15] == pytest.approx(np.arcsinh(peak / 0.2) / 2, rel=2e-3)
     # valid: 0 on the NaN strip and beyond the cube's edge, 1 elsewhere
     assert x[2, 3].min() == 0.0 and x[2, 3].max() == 1.0
@@ -47,20 +47,20 @@ def test_context_samples_channels(cube):
 
 
 def test_context_rms_scales_the_context_channel(cube):
-    data, labels = cube
-    a = ContextSamples(data, labels, rms=0.1, lag1=0.0).get([0])
-    b = ContextSamples(data, labels, rms=0.2, lag1=0.0).get([0])
+    data, mask = cube
+    a = ContextSamples(data, mask, rms=0.1, lag1=0.0).get([0])
+    b = ContextSamples(data, mask, rms=0.2, lag1=0.0).get([0])
     assert a[0, 1, 15, 15, 15] > b[0, 1, 15, 15, 15]
     np.testing.assert_array_equal(a[0, 2:], b[0, 2:])
 
 
 def test_context_network_and_checkpoint(cube, tmp_path):
-    data, labels = cube
+    data, mask = cube
     torch.manual_seed(0)
     model = build_model("context")
     assert model.arch == "context" and model.in_channels == 4
     assert build_model().arch == "paper" and build_model().arch_version == ARCH_VERSION
-    p, f = infer(model, ContextSamples(data, labels, rms=0.1, lag1=0.0))
+    p, f = infer(model, ContextSamples(data, mask, rms=0.1, lag1=0.0))
     assert p.shape == (3,) and f.shape == (3, 256)
     with pytest.raises(ValueError, match="4, 30"):
         infer(model, np.zeros((2, 1, 30, 30, 30), np.float32))
@@ -88,8 +88,8 @@ def test_shipped_checkpoint_loads_as_paper():
 
 
 def test_flip_augment_keeps_values_and_ids(cube):
-    data, labels = cube
-    src = ContextSamples(data, labels, rms=0.1, lag1=0.0)
+    data, mask = cube
+    src = ContextSamples(data, mask, rms=0.1, lag1=0.0)
     aug = FlipAugment(src, seed=3)
     assert np.array_equal(aug.ids, src.ids)
     x, y = src.get([0, 1]), aug.get([0, 1])

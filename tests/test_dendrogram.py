@@ -20,7 +20,7 @@ SETTINGS = dict(min_value=1.0, min_delta=0.5, min_npix=10)
 @pytest.fixture(scope="module")
 def dendro(l1448_cube):
     result = run_detector(l1448_cube.data, "dendrogram", 0.15, SETTINGS)
-    cat = build_catalog(l1448_cube, result.labels, result.detector, 0.15, result.params)
+    cat = build_catalog(l1448_cube, result.mask, result.detector, 0.15, result.params)
     return result, cat
 
 
@@ -78,7 +78,7 @@ def test_levels_in_rms_units(l1448_cube):
     assert in_rms.params["min_value"] == pytest.approx(1.0)
     assert in_rms.params["min_delta"] == pytest.approx(0.5)
     assert numeric.n_candidates > 3
-    np.testing.assert_array_equal(in_rms.labels, numeric.labels)
+    np.testing.assert_array_equal(in_rms.mask, numeric.mask)
     # the same strings with a larger rms mean higher levels, hence fewer leaves
     higher = run_detector(sub, "dendrogram", 0.5, dict(min_value="3rms", min_delta="1.5rms",
                                                         min_npix=10))

@@ -27,11 +27,11 @@ def blob(shape, centre, sigma, amp):
     return amp * np.exp(-0.5 * r2)
 
 
-def peak_voxels(data, labels):
-    n = int(labels.max())
+def peak_voxels(data, mask):
+    n = int(mask.max())
     if n == 0:
         return set()
-    pos = ndi.maximum_position(data, labels, np.arange(1, n + 1))
+    pos = ndi.maximum_position(data, mask, np.arange(1, n + 1))
     return {tuple(int(i) for i in p) for p in pos}
 
 
@@ -57,20 +57,20 @@ def test_l1448_matches_cupid(l1448, l1448_result):
     data, ref, meta = l1448
     assert meta["runs"]["fellwalker_cfg"]["config"]["MINDIP"] == pytest.approx(0.30)
     res = l1448_result
-    labels = res.labels
-    assert labels.dtype == np.int32 and labels.shape == data.shape
+    mask = res.mask
+    assert mask.dtype == np.int32 and mask.shape == data.shape
     n_ref = int(ref.max())
     assert n_ref == meta["runs"]["fellwalker_cfg"]["nclumps"] == 143
     # (1) clump count within 10%
     assert abs(res.n_candidates - n_ref) <= 0.1 * n_ref, res.n_candidates
     # (2) >= 90% of CUPID's clump peaks are the peak voxel of one of ours
-    ours = peak_voxels(data, labels)
+    ours = peak_voxels(data, mask)
     theirs = peak_voxels(data, ref)
     hit = np.mean([p in ours for p in theirs])
     assert hit >= 0.9, hit
     # (3) voxel agreement over voxels either labelling marks
-    either = (labels > 0) | (ref > 0)
-    ari = adjusted_rand_score(ref[either], labels[either])
+    either = (mask > 0) | (ref > 0)
+    ari = adjusted_rand_score(ref[either], mask[either])
     assert ari >= 0.8, ari
 
 
@@ -78,20 +78,20 @@ def test_l1448_reproduces_pycupid_without_the_beam_test(l1448):
     """pycupid calls CUPID's FellWalker without FINDCLUMPS's beam-size rejection."""
     data, ref, _ = l1448
     settings = dict(CUPID_SETTINGS, FWHMBEAM=0, VELORES=0)
-    labels = run_detector(data, "fellwalker", 0.15, settings).labels
-    assert labels.max() == ref.max()
-    assert peak_voxels(data, labels) == peak_voxels(data, ref)
-    assert np.mean(labels == ref) >= 0.998  # same ids too (both ordered by peak)
+    mask = run_detector(data, "fellwalker", 0.15, settings).mask
+    assert mask.max() == ref.max()
+    assert peak_voxels(data, mask) == peak_voxels(data, ref)
+    assert np.mean(mask == ref) >= 0.998  # same ids too (both ordered by peak)
 
 
 def test_l1448_ids_ordered_by_peak(l1448, l1448_result):
     data = l1448[0]
-    labels = l1448_result.labels
-    n = int(labels.max())
-    assert np.array_equal(np.unique(labels), np.arange(n + 1))
-    peaks = ndi.maximum(data, labels, np.arange(1, n + 1))
+    mask = l1448_result.mask
+    n = int(mask.max())
+    assert np.array_equal(np.unique(mask), np.arange(n + 1))
+    peaks = ndi.maximum(data, mask, np.arange(1, n + 1))
     assert np.all(np.diff(peaks) <= 0)
-    counts = np.bincount(labels.ravel())[1:]
+    counts = np.bincount(mask.ravel())[1:]
     assert counts.min() > 27
 
 
@@ -102,7 +102,7 @@ def test_l1448_ids_ordered_by_peak(l1448, l1448_result):
 def sequential_walk(data, rms, noise, flat_slope, max_jump):
     """CUPID's FellWalker walk, one voxel at a time (slow; small cubes only).
 
-    Returns raw clump labels (>0), -1 elsewhere.
+    Returns raw clump ids (>0), -1 elsewhere.
     """
     nz, ny, nx = data.shape
     on = np.isfinite(data) & (np.nan_to_num(data, nan=-np.inf) > noise)
@@ -163,10 +163,10 @@ def sequential_walk(data, rms, noise, flat_slope, max_jump):
     return work
 
 
-def drop_thin(labels):
+def drop_thin(mask):
     """Remove clumps one voxel thick along any axis (CUPID rejects those)."""
-    out = labels.copy()
-    for i, sl in enumerate(ndi.find_objects(np.maximum(labels, 0)), start=1):
+    out = mask.copy()
+    for i, sl in enumerate(ndi.find_objects(np.maximum(mask, 0)), start=1):
         if sl is not None and any(s.stop - s.start == 1 for s in sl):
             out[out == i] = -1
     return out
@@ -223,15 +223,15 @@ SHAPE = (20, 32, 48)
 
 
 def run(data, rms=0.1, **params):
-    return run_detector(np.asarray(data, dtype=np.float32), "fellwalker", rms, params).labels
+    return run_detector(np.asarray(data, dtype=np.float32), "fellwalker", rms, params).mask
 
 
 def test_two_separated_blobs_give_two_clumps():
     data = blob(SHAPE, (10, 16, 12), (2.5, 3, 3), 3.0) + blob(SHAPE, (10, 16, 36), (2.5, 3, 3), 2.0)
-    labels = run(data)
-    assert labels.max() == 2
-    assert labels[10, 16, 12] == 1 and labels[10, 16, 36] == 2  # numbered by peak
-    assert labels[10, 16, 24] == 0  # nothing between them
+    mask = run(data)
+    assert mask.max() == 2
+    assert mask[10, 16, 12] == 1 and mask[10, 16, 36] == 2  # numbered by peak
+    assert mask[10, 16, 24] == 0  # nothing between them
 
 
 def plateau_pair(bump):
@@ -293,9 +293,9 @@ def test_nan_blanks_are_tolerated():
     data = blob(SHAPE, (10, 16, 12), (2.5, 3, 3), 3.0) + blob(SHAPE, (10, 16, 36), (2.5, 3, 3), 2.0)
     data[:, :, 20:28] = np.nan
     data[0:3] = np.nan
-    labels = run(data, MaxBad=1.0)
-    assert labels.max() == 2
-    assert not labels[np.isnan(data)].any()
+    mask = run(data, MaxBad=1.0)
+    assert mask.max() == 2
+    assert not mask[np.isnan(data)].any()
     # Blank two channels across one clump: many of its voxels then touch blanks along
     # v, CUPID's first pixel axis here.
     data[9:11, :, 30:] = np.nan

@@ -1,4 +1,4 @@
-"""Fuzz the catalogue and label-mask readers and ``ssclump verify`` on a detection folder.
+"""Fuzz the catalogue and mask readers and ``ssclump verify`` on a detection folder.
 
 Catalogues without ``clump_id`` or with repeated / non-integer ids, truncated or foreign
 files; masks of another shape or grid, with negative or huge ids, non-integer values,
@@ -170,7 +170,7 @@ def test_catalog_and_mask_fuzz(detection, tmp_path, fuzz_tally):
             path = tmp_path / f"mask{i}.fits"
             _make(path, content)
             outcomes["mask: " + name] = run_case(
-                fuzz_tally, failures, "label mask", name,
+                fuzz_tally, failures, "mask", name,
                 lambda p=path: read_mask(p, cube=cube, catalog=good_catalog))
     failures.check()
     expect_message = {

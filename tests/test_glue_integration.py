@@ -88,9 +88,9 @@ def pair(loaded, l1448_cube):
 
 def test_factory_returns_cube_and_catalogue_on_one_grid(loaded, l1448_cube):
     cube_data, catalog_data, _, _ = loaded
-    labels = np.asarray(cube_data["clump_id"])
-    assert cube_data.shape == l1448_cube.shape == labels.shape
-    assert labels.dtype == np.int32
+    mask = np.asarray(cube_data["clump_id"])
+    assert cube_data.shape == l1448_cube.shape == mask.shape
+    assert mask.dtype == np.int32
     np.testing.assert_array_equal(cube_data["intensity"], l1448_cube.data)
     assert cube_data.get_component("intensity").units == "K"
     # One dataset with glue WCS coordinates: world components for the 3 axes.
@@ -100,7 +100,7 @@ def test_factory_returns_cube_and_catalogue_on_one_grid(loaded, l1448_cube):
     vel = cube_data[cube_data.world_component_ids[0]][:, 0, 0]
     np.testing.assert_allclose(vel / 1000.0, l1448_cube.velocity, rtol=0, atol=1e-9)
 
-    ids = np.unique(labels)
+    ids = np.unique(mask)
     n = int(ids.max())
     np.testing.assert_array_equal(ids, np.arange(0, n + 1))
     assert catalog_data.shape == (n,)
@@ -116,7 +116,7 @@ def test_factory_returns_cube_and_catalogue_on_one_grid(loaded, l1448_cube):
     assert cube_data_for(catalog_data) is cube_data
     assert catalog_data_for(cube_data) is catalog_data
     # npix column agrees with the mask
-    np.testing.assert_array_equal(catalog_data["npix"], np.bincount(labels.ravel())[1:])
+    np.testing.assert_array_equal(catalog_data["npix"], np.bincount(mask.ravel())[1:])
 
 
 def test_factory_progress_and_cancel(loaded, l1448_path):
@@ -199,14 +199,14 @@ def test_links_in_collection_and_link_editor(pair):
 
 def test_catalogue_rows_select_exactly_their_voxels(pair):
     cube_data, catalog_data, dc = pair
-    labels = np.asarray(cube_data["clump_id"])
+    mask = np.asarray(cube_data["clump_id"])
     rng = np.random.default_rng(0)
     rows = np.sort(rng.choice(catalog_data.size, 40, replace=False))
     ids = np.asarray(catalog_data["clump_id"])[rows]
     # what glue's table viewer makes for a row selection
     group = dc.new_subset_group("rows", ElementSubsetState(indices=rows, data=catalog_data))
     cube_subset = next(s for s in group.subsets if s.data is cube_data)
-    expected = np.isin(labels, ids)
+    expected = np.isin(mask, ids)
     assert expected.sum() > 0
     np.testing.assert_array_equal(cube_subset.to_mask(), expected)
     k = int(np.argmax(expected.sum(axis=(1, 2))))
@@ -219,24 +219,24 @@ def test_catalogue_rows_select_exactly_their_voxels(pair):
     cube2 = next(s for s in group2.subsets if s.data is cube_data)
     sel_ids = np.asarray(catalog_data["clump_id"])[(vel >= 4.0) & (vel <= 4.5)]
     assert 0 < sel_ids.size < catalog_data.size
-    np.testing.assert_array_equal(cube2.to_mask(), np.isin(labels, sel_ids))
+    np.testing.assert_array_equal(cube2.to_mask(), np.isin(mask, sel_ids))
 
     # the helper does the same from ids
     group3 = select_candidates(dc, catalog_data, ids[:5], label="five")
     cube3 = next(s for s in group3.subsets if s.data is cube_data)
-    np.testing.assert_array_equal(cube3.to_mask(), np.isin(labels, ids[:5]))
+    np.testing.assert_array_equal(cube3.to_mask(), np.isin(mask, ids[:5]))
     assert select_candidates(dc, catalog_data, ids[:2], label="five") is group3
-    np.testing.assert_array_equal(cube3.to_mask(), np.isin(labels, ids[:2]))
+    np.testing.assert_array_equal(cube3.to_mask(), np.isin(mask, ids[:2]))
 
 
 def test_cube_region_selects_touched_rows(pair):
     cube_data, catalog_data, dc = pair
-    labels = np.asarray(cube_data["clump_id"])
+    mask = np.asarray(cube_data["clump_id"])
     z_pix, y_pix, x_pix = cube_data.pixel_component_ids
     roi = RectangularROI(xmin=30.5, xmax=45.5, ymin=50.5, ymax=62.5)
     region = RoiSubsetState(x_pix, y_pix, roi)
     k = 26
-    touched = np.unique(labels[k, 51:63, 31:46])
+    touched = np.unique(mask[k, 51:63, 31:46])
     touched = touched[touched > 0]
     assert touched.size > 3
 
@@ -245,10 +245,10 @@ def test_cube_region_selects_touched_rows(pair):
     np.testing.assert_array_equal(
         cat_subset.to_mask(), np.isin(catalog_data["clump_id"], touched))
     cube_subset = next(s for s in group.subsets if s.data is cube_data)
-    np.testing.assert_array_equal(cube_subset.to_mask(), np.isin(labels, touched))
+    np.testing.assert_array_equal(cube_subset.to_mask(), np.isin(mask, touched))
 
     # every channel: all candidates with a voxel in the ROI column
-    everywhere = np.unique(labels[:, 51:63, 31:46])
+    everywhere = np.unique(mask[:, 51:63, 31:46])
     group_all = select_candidates_in_region(dc, cube_data, catalog_data, region,
                                             label="column")
     cat_all = next(s for s in group_all.subsets if s.data is catalog_data)
@@ -283,7 +283,7 @@ def test_write_verdicts_twice_updates_in_place(pair):
     cube_data, catalog_data, dc = pair
     n = catalog_data.size
     ids = np.asarray(catalog_data["clump_id"])
-    labels = np.asarray(cube_data["clump_id"])
+    mask = np.asarray(cube_data["clump_id"])
     rng = np.random.default_rng(1)
     n_components = len(catalog_data.components)
 
@@ -303,7 +303,7 @@ def test_write_verdicts_twice_updates_in_place(pair):
                               (GROUP_LABELLED_NOT_CLUMP, lab1 == 0)):
         cat_mask, cube_mask = _masks(dc, group_label, cube_data, catalog_data)
         np.testing.assert_array_equal(cat_mask, rows)
-        np.testing.assert_array_equal(cube_mask, np.isin(labels, ids[rows]))
+        np.testing.assert_array_equal(cube_mask, np.isin(mask, ids[rows]))
 
     # second run: new values, same components and groups, masks follow
     p2 = 1.0 - p1
@@ -321,7 +321,7 @@ def test_write_verdicts_twice_updates_in_place(pair):
                               (GROUP_LABELLED_NOT_CLUMP, lab2 == 0)):
         cat_mask, cube_mask = _masks(dc, group_label, cube_data, catalog_data)
         np.testing.assert_array_equal(cat_mask, rows)
-        np.testing.assert_array_equal(cube_mask, np.isin(labels, ids[rows]))
+        np.testing.assert_array_equal(cube_mask, np.isin(mask, ids[rows]))
 
     # colours follow the viewer's buttons, on the catalogue and the cube alike; a colour
     # the user picked later survives the next write-back
@@ -396,11 +396,11 @@ def test_catalogue_export_round_trip(pair, tmp_path, suffix):
 
 def test_mask_cube_export(pair, tmp_path, l1448_cube):
     cube_data, catalog_data, dc = pair
-    labels = np.asarray(cube_data["clump_id"])
+    mask = np.asarray(cube_data["clump_id"])
     rows = np.array([1, 4, 9, 30])
     ids = np.asarray(catalog_data["clump_id"])[rows]
     group = dc.new_subset_group("sel", ElementSubsetState(indices=rows, data=catalog_data))
-    expected = np.where(np.isin(labels, ids), labels, 0)
+    expected = np.where(np.isin(mask, ids), mask, 0)
     for subset in group.subsets:  # from the catalogue subset and from the cube subset
         path = export_mask_cube(subset, tmp_path / f"mask_{subset.data.label}.fits")
         with fits.open(path) as hdul:
@@ -415,7 +415,7 @@ def test_mask_cube_export(pair, tmp_path, l1448_cube):
         assert header["CUNIT3"].strip() == "km s-1"
     # the whole cube dataset: every candidate
     path = export_mask_cube(cube_data, tmp_path / "all.fits")
-    np.testing.assert_array_equal(fits.getdata(path), labels)
+    np.testing.assert_array_equal(fits.getdata(path), mask)
 
 
 def test_labels_csv_export_reads_back(pair, tmp_path):

@@ -106,7 +106,7 @@ def _check_restored(dc, cube_data, catalog_data):
     np.testing.assert_allclose(cat2[cube2.pixel_component_ids[2]], cat2["peak_x"], atol=1e-6)
 
     assert sorted(g.label for g in dc.subset_groups) == sorted(GROUPS)
-    labels = np.asarray(cube2["clump_id"])
+    mask = np.asarray(cube2["clump_id"])
     for group in dc.subset_groups:
         original = next(s.group for s in catalog_data.subsets if s.group.label == group.label)
         by_data = {s.data: s for s in group.subsets}
@@ -114,12 +114,12 @@ def _check_restored(dc, cube_data, catalog_data):
         np.testing.assert_array_equal(by_data[cat2].to_mask(), ref[catalog_data].to_mask())
         rows = by_data[cat2].to_mask()
         np.testing.assert_array_equal(by_data[cube2].to_mask(),
-                                      np.isin(labels, np.asarray(cat2["clump_id"])[rows]))
+                                      np.isin(mask, np.asarray(cat2["clump_id"])[rows]))
     # write-back still updates the restored groups in place
     write_verdicts(dc, cat2, label=np.ones(cat2.size, int))
     assert len([g for g in dc.subset_groups if g.label == GROUP_LABELLED_CLUMP]) == 1
     group = next(g for g in dc.subset_groups if g.label == GROUP_LABELLED_CLUMP)
-    assert next(s for s in group.subsets if s.data is cube2).to_mask().sum() == (labels > 0).sum()
+    assert next(s for s in group.subsets if s.data is cube2).to_mask().sum() == (mask > 0).sum()
     assert len(cat2.components) == len(catalog_data.components)
     return cube2, cat2
 

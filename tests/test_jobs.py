@@ -70,7 +70,7 @@ def test_training_job_in_a_child_returns_the_outcome_with_the_callers_job():
     codes = np.full(len(table), -1)
     codes[order[-3:]] = LABEL_CLUMP
     codes[order[:3]] = LABEL_NOT_CLUMP
-    job = jobs.TrainJob(data=cube.data, labels_mask=mask, catalog=table, codes=codes,
+    job = jobs.TrainJob(data=cube.data, mask=mask, catalog=table, codes=codes,
                         config=TrainConfig(epochs=1, passes=1, batch_size=8, device="cpu",
                                            seed=0), init="scratch")
     epochs: list[int] = []

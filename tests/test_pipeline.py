@@ -35,8 +35,8 @@ def _seeds(y, n=5):
 
 def test_detect_catalogues_and_crossmatches(small):
     cube, det, _ = small
-    assert det.labels.shape == cube.shape and det.labels.dtype == np.int32
-    assert len(det.catalog) == det.labels.max()
+    assert det.mask.shape == cube.shape and det.mask.dtype == np.int32
+    assert len(det.catalog) == det.mask.max()
     assert {"matched_by", "n_detectors"} <= set(det.catalog.colnames)
     assert det.catalog.meta["rms"] == 0.15
 
@@ -57,7 +57,7 @@ def test_verify_trains_and_keeps_columns(small, tmp_path):
     cube, det, y = small
     seeds = _seeds(y)
     epochs = []
-    v = verify(cube.data, det.labels, det.catalog, seeds, config=TINY, init="scratch",
+    v = verify(cube.data, det.mask, det.catalog, seeds, config=TINY, init="scratch",
                on_epoch=epochs.append)
     assert len(epochs) == 1 and not v.cancelled
     assert set(det.catalog.colnames) < set(v.catalog.colnames)
@@ -71,9 +71,9 @@ def test_verify_trains_and_keeps_columns(small, tmp_path):
 
 def test_verify_only_reproduces_the_model(small, tmp_path):
     cube, det, y = small
-    v = verify(cube.data, det.labels, det.catalog, _seeds(y), config=TINY, init="scratch")
+    v = verify(cube.data, det.mask, det.catalog, _seeds(y), config=TINY, init="scratch")
     path = save_checkpoint(tmp_path / "m.pt", v.model, {})
-    again = verify(cube.data, det.labels, det.catalog, None, config=TINY, init=str(path))
+    again = verify(cube.data, det.mask, det.catalog, None, config=TINY, init=str(path))
     assert again.train_result is None
     np.testing.assert_allclose(again.p_clump, v.p_clump, atol=1e-5)
 
@@ -82,7 +82,7 @@ def test_cancel_leaves_the_catalogue_alone(small):
     cube, det, y = small
     progress = Progress()
     two = TrainConfig(**{**TINY.to_dict(), "epochs": 2})
-    v = verify(cube.data, det.labels, det.catalog, _seeds(y), config=two, init="scratch",
+    v = verify(cube.data, det.mask, det.catalog, _seeds(y), config=two, init="scratch",
                progress=progress, on_epoch=lambda rec: progress.cancel())
     assert v.cancelled and v.train_result.completed_epochs == 1
     assert v.p_clump.size == 0 and "p_clump" not in v.catalog.colnames
@@ -93,11 +93,11 @@ def test_pool_restricts_training_and_rejects_empty(small):
     seeds = _seeds(y)
     pool = seeds >= 0
     pool[np.flatnonzero(seeds < 0)[:5]] = True
-    v = verify(cube.data, det.labels, det.catalog, seeds, config=TINY, init="scratch",
+    v = verify(cube.data, det.mask, det.catalog, seeds, config=TINY, init="scratch",
                pool=pool)
     assert v.p_clump.size == len(det.catalog)  # every candidate is verified
     with pytest.raises(ValueError, match="pool is empty"):
-        verify(cube.data, det.labels, det.catalog, seeds, config=TINY, init="scratch",
+        verify(cube.data, det.mask, det.catalog, seeds, config=TINY, init="scratch",
                pool=np.zeros(len(det.catalog), bool))
 
 
@@ -106,27 +106,27 @@ def test_empty_seed_class_names_the_fix(small):
     seeds = np.full(y.size, -1)
     seeds[np.flatnonzero(y)[:3]] = 1
     with pytest.raises(ValueError, match="(?i)not clump"):
-        verify(cube.data, det.labels, det.catalog, seeds, config=TINY, init="scratch")
+        verify(cube.data, det.mask, det.catalog, seeds, config=TINY, init="scratch")
 
 
 def test_cluster_threshold_rule_matches_the_partition(small):
     """'clusters': the share called clumps is the final partition's clump share."""
     cube, det, y = small
     seeds = _seeds(y)
-    v = verify(cube.data, det.labels, det.catalog, seeds, config=TINY, init="scratch",
+    v = verify(cube.data, det.mask, det.catalog, seeds, config=TINY, init="scratch",
                threshold="clusters", uncertain_band=0.0)
     share = float(np.mean(v.train_result.pseudo_labels == 1))
     assert np.mean(v.p_clump >= v.threshold) == pytest.approx(share, abs=1.5 / y.size)
     assert v.catalog.meta["ssclump_threshold_rule"] == "clusters"
     # verify-only: a partition of the model's own features, seeded by the labels
-    again = verify(cube.data, det.labels, det.catalog, seeds, config=TINY, init=v.model,
+    again = verify(cube.data, det.mask, det.catalog, seeds, config=TINY, init=v.model,
                    train_model=False, threshold="clusters")
     assert again.train_result is None and 0.0 <= again.threshold <= 1.0
     with pytest.raises(ValueError, match="both classes"):
-        verify(cube.data, det.labels, det.catalog, None, config=TINY, init=v.model,
+        verify(cube.data, det.mask, det.catalog, None, config=TINY, init=v.model,
                threshold="clusters")
     with pytest.raises(ValueError, match="'clusters' or 'elbow'"):
-        verify(cube.data, det.labels, det.catalog, seeds, config=TINY, init=v.model,
+        verify(cube.data, det.mask, det.catalog, seeds, config=TINY, init=v.model,
                train_model=False, threshold="median")
 
 
@@ -139,28 +139,28 @@ def test_verify_reports_the_rms_it_used_and_where_from(small):
 
     model = build_model().eval()
     kw = {"config": TINY, "init": model, "train_model": False}
-    v = verify(cube.data, det.labels, det.catalog, None, **kw)
+    v = verify(cube.data, det.mask, det.catalog, None, **kw)
     assert (v.rms, v.rms_source) == (0.15, "catalogue")
     assert v.catalog.meta["ssclump_rms"] == 0.15
     assert v.catalog.meta["ssclump_rms_source"] == "catalogue"
-    low = verify(cube.data, det.labels, det.catalog, None, rms=0.05, **kw)
+    low = verify(cube.data, det.mask, det.catalog, None, rms=0.05, **kw)
     assert (low.rms, low.rms_source) == (0.05, "option")
     # the same model on the same candidates scores differently at another rms
     assert np.max(np.abs(low.p_clump - v.p_clump)) > 1e-4
     bare = det.catalog.copy()
     bare.meta.pop("rms")
-    est = verify(cube.data, det.labels, bare, None, **kw)
+    est = verify(cube.data, det.mask, bare, None, **kw)
     assert est.rms_source == "estimate" and 0.1 < est.rms < 0.2
 
 
 def test_context_arch_trains_saves_and_reloads(small, tmp_path):
     cube, det, y = small
-    v = verify(cube.data, det.labels, det.catalog, _seeds(y), config=TINY, init="scratch",
+    v = verify(cube.data, det.mask, det.catalog, _seeds(y), config=TINY, init="scratch",
                arch="context")
     assert v.model.arch == "context" and v.model.in_channels == 4
     assert np.all((v.p_clump >= 0) & (v.p_clump <= 1))
     paths = save_verification(v, tmp_path)
-    again = verify(cube.data, det.labels, det.catalog, None, config=TINY,
+    again = verify(cube.data, det.mask, det.catalog, None, config=TINY,
                    init=str(paths["model"]))
     assert again.model.arch == "context"
     np.testing.assert_allclose(again.p_clump, v.p_clump, atol=1e-5)

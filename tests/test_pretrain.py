@@ -35,7 +35,7 @@ def test_concat_samples_dispatches_to_its_parts():
 
 def test_synthetic_candidate_set_has_both_classes():
     cs = synthetic_candidate_set(7, (24, 48, 48), method="fellwalker")
-    assert cs.labels.max() == len(cs.catalog) == cs.is_true.size
+    assert cs.mask.max() == len(cs.catalog) == cs.is_true.size
     assert 0.0 < cs.false_fraction < 1.0
     batch = cs.samples().get([0, 1])
     assert batch.shape == (2, 1, 30, 30, 30) and batch.min() >= 0 and batch.max() <= 1

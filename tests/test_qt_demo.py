@@ -31,7 +31,7 @@ def test_demo_session_round_trip(qtbot, l1448_cube, tmp_path):
     cat["p_clump"] = np.linspace(0, 1, len(cat))
     cat["verdict"] = np.where(cat["p_clump"] >= 0.5, "clump", "rejected")
     cat["label"] = np.full(len(cat), -1)
-    dc, cube_data, cat_data = verified_collection(l1448_cube, det.labels, cat, "L1448")
+    dc, cube_data, cat_data = verified_collection(l1448_cube, det.mask, cat, "L1448")
     assert {g.label for g in dc.subset_groups} >= {"SS-3D-Clump: clumps",
                                                    "SS-3D-Clump: rejected"}
     built = build_application(dc, cube_data, cat_data)
@@ -46,6 +46,6 @@ def test_demo_session_round_trip(qtbot, l1448_cube, tmp_path):
     assert type(app).__name__ == "GlueApplication"
     restored = {d.label: d for d in app.data_collection}
     assert set(restored) == {"L1448", "L1448 candidates (fellwalker)"}
-    np.testing.assert_array_equal(restored["L1448"]["clump_id"], det.labels)
+    np.testing.assert_array_equal(restored["L1448"]["clump_id"], det.mask)
     assert len(app.viewers[0]) == 3
     _settle(qtbot, app)

@@ -63,7 +63,7 @@ def test_third_party_detector_registers_through_entry_point(tmp_path, monkeypatc
         res = run_detector(data, "THRESHOLD", rms=0.1)  # names are case-insensitive
         assert res.params["cut"] == pytest.approx(0.3)
         assert res.n_candidates == 1
-        assert res.labels.sum() == 4
+        assert res.mask.sum() == 4
     finally:
         plugin_manager.cache_clear()
         sys.modules.pop("my_detector_pkg", None)

@@ -32,27 +32,27 @@ def field():
     """A noise cube (rms 0.2, lag-1 0.3) with a few hand-made candidates."""
     rng = np.random.default_rng(5)
     data = 0.2 * ar1_noise((40, 60, 70), 0.3, rng)
-    labels = np.zeros(data.shape, dtype=np.int32)
+    mask = np.zeros(data.shape, dtype=np.int32)
     # id 7: a 3 x 4 x 5 block of known values
     block = (slice(10, 13), slice(20, 24), slice(30, 35))
     data[block] = np.arange(60, dtype=np.float32).reshape(3, 4, 5) / 10 + 2.0
-    labels[block] = 7
+    mask[block] = 7
     # id 3 shares id 7's bounding box corner: it must not leak into 7's sample
-    labels[10, 20, 30] = 3
+    mask[10, 20, 30] = 3
     data[10, 20, 30] = 99.0
     # id 9: 40 voxels long along x (shrunk to 30), a linear ramp
-    labels[30:34, 40:46, 5:45] = 9
+    mask[30:34, 40:46, 5:45] = 9
     data[30:34, 40:46, 5:45] = np.linspace(1.0, 5.0, 40, dtype=np.float32)
     # id 12: a small blob with one NaN voxel
-    labels[2:5, 2:5, 2:5] = 12
+    mask[2:5, 2:5, 2:5] = 12
     data[2:5, 2:5, 2:5] = 3.0
     data[3, 3, 3] = np.nan
-    return data, labels
+    return data, mask
 
 
 def test_small_candidate_is_centred_values_kept_noise_outside(field):
-    data, labels = field
-    src = CandidateSamples(data, labels, rms=0.2, lag1=0.3, seed=1)
+    data, mask = field
+    src = CandidateSamples(data, mask, rms=0.2, lag1=0.3, seed=1)
     pos = int(np.flatnonzero(src.ids == 7)[0])
     raw = src.sample(pos, normalise=False)
     noise = src.noise_for(pos)
@@ -60,12 +60,12 @@ def test_small_candidate_is_centred_values_kept_noise_outside(field):
     v0, y0, x0 = (S - 3) // 2, (S - 4) // 2, (S - 5) // 2
     assert (v0, y0, x0) == (13, 13, 12)
     placed = raw[v0:v0 + 3, y0:y0 + 4, x0:x0 + 5]
-    mask = labels[10:13, 20:24, 30:35] == 7
-    np.testing.assert_array_equal(placed[mask], data[10:13, 20:24, 30:35][mask])
+    inside = mask[10:13, 20:24, 30:35] == 7
+    np.testing.assert_array_equal(placed[inside], data[10:13, 20:24, 30:35][inside])
     # the voxel of clump 3 inside the box and everything outside the box: noise
     assert placed[0, 0, 0] == noise[v0, y0, x0]
     outside = np.ones((S, S, S), bool)
-    outside[v0:v0 + 3, y0:y0 + 4, x0:x0 + 5] = ~mask
+    outside[v0:v0 + 3, y0:y0 + 4, x0:x0 + 5] = ~inside
     np.testing.assert_array_equal(raw[outside], noise[outside])
     assert 0.15 < raw[outside].std() < 0.25
     assert not np.any(raw == 99.0)
@@ -76,8 +76,8 @@ def test_small_candidate_is_centred_values_kept_noise_outside(field):
 
 
 def test_long_candidate_is_shrunk_to_30(field):
-    data, labels = field
-    src = CandidateSamples(data, labels, rms=0.2, lag1=0.3, seed=1, cache=None)
+    data, mask = field
+    src = CandidateSamples(data, mask, rms=0.2, lag1=0.3, seed=1, cache=None)
     pos = int(np.flatnonzero(src.ids == 9)[0])
     assert tuple(src.shapes[pos]) == (4, 6, 40)
     raw = src.sample(pos, normalise=False)
@@ -105,8 +105,8 @@ def test_zoom_cubic_equals_ndimage_zoom(shape):
 
 
 def test_nan_voxels_count_as_outside_the_mask(field):
-    data, labels = field
-    src = CandidateSamples(data, labels, rms=0.2, lag1=0.3, seed=1)
+    data, mask = field
+    src = CandidateSamples(data, mask, rms=0.2, lag1=0.3, seed=1)
     pos = int(np.flatnonzero(src.ids == 12)[0])
     raw = src.sample(pos, normalise=False)
     assert np.isfinite(raw).all()
@@ -117,8 +117,8 @@ def test_nan_voxels_count_as_outside_the_mask(field):
 
 
 def test_samples_are_normalised_to_unit_range(field):
-    data, labels = field
-    src = CandidateSamples(data, labels, rms=0.2, lag1=0.3, cache=None)
+    data, mask = field
+    src = CandidateSamples(data, mask, rms=0.2, lag1=0.3, cache=None)
     x = src.get(np.arange(len(src)))
     assert x.shape == (len(src), 1, S, S, S) and x.dtype == np.float32
     assert x.min() == 0.0 and x.max() <= 1.0
@@ -127,10 +127,10 @@ def test_samples_are_normalised_to_unit_range(field):
 
 
 def test_reproducible_per_seed_and_independent_of_batching(field):
-    data, labels = field
-    a = CandidateSamples(data, labels, rms=0.2, lag1=0.3, seed=4, cache=None)
-    b = CandidateSamples(data, labels, rms=0.2, lag1=0.3, seed=4, cache=None)
-    c = CandidateSamples(data, labels, rms=0.2, lag1=0.3, seed=5, cache=None)
+    data, mask = field
+    a = CandidateSamples(data, mask, rms=0.2, lag1=0.3, seed=4, cache=None)
+    b = CandidateSamples(data, mask, rms=0.2, lag1=0.3, seed=4, cache=None)
+    c = CandidateSamples(data, mask, rms=0.2, lag1=0.3, seed=5, cache=None)
     full = a.get(np.arange(len(a)))
     np.testing.assert_array_equal(b.get(np.arange(len(b))), full)
     assert not np.array_equal(c.get([0]), full[:1])
@@ -143,7 +143,7 @@ def test_reproducible_per_seed_and_independent_of_batching(field):
                 got[idx] = batch
             np.testing.assert_array_equal(got[order], full[order])
     # a clump's sample does not depend on which other clumps are in the source
-    only = CandidateSamples(data, labels, clump_ids=[a.ids[2]], rms=0.2, lag1=0.3, seed=4)
+    only = CandidateSamples(data, mask, clump_ids=[a.ids[2]], rms=0.2, lag1=0.3, seed=4)
     np.testing.assert_allclose(only.get([0]), full[2:3], atol=1e-3)
 
 
@@ -151,11 +151,11 @@ def test_background_noise_matches_rms_and_lag1():
     rng = np.random.default_rng(11)
     rms, lag = 0.3, 0.55
     data = (rms * ar1_noise((48, 64, 64), lag, rng)).astype(np.float32)
-    labels = np.zeros(data.shape, dtype=np.int32)
+    mask = np.zeros(data.shape, dtype=np.int32)
     # 60 single-voxel candidates: the samples are almost all background
     flat = rng.choice(data.size, 60, replace=False)
-    labels.flat[flat] = np.arange(1, 61)
-    src = CandidateSamples(data, labels, rms=rms, seed=3, cache=None)
+    mask.flat[flat] = np.arange(1, 61)
+    src = CandidateSamples(data, mask, rms=rms, seed=3, cache=None)
     assert src.lag1 == pytest.approx(lag, abs=0.03)  # measured from the cube
     noise = np.stack([src.noise_for(i) for i in range(len(src))])
     assert noise.std() == pytest.approx(rms, rel=0.03)
@@ -179,32 +179,32 @@ def test_noise_lag1_robust_to_emission():
 
 
 def test_float16_cache_matches_regenerated(field):
-    data, labels = field
-    fresh = CandidateSamples(data, labels, rms=0.2, lag1=0.3, cache=None)
-    cached = CandidateSamples(data, labels, rms=0.2, lag1=0.3, cache="float16")
+    data, mask = field
+    fresh = CandidateSamples(data, mask, rms=0.2, lag1=0.3, cache=None)
+    cached = CandidateSamples(data, mask, rms=0.2, lag1=0.3, cache="float16")
     idx = np.arange(len(fresh))
     first = cached.get(idx)
     again = cached.get(idx[::-1])
     assert cached._cache is not None and cached._cache.dtype == np.float16
     np.testing.assert_array_equal(again, first[::-1])
     np.testing.assert_allclose(first, fresh.get(idx), atol=6e-4)
-    assert CandidateSamples(data, labels, rms=0.2, lag1=0.3).cache == "float16"
+    assert CandidateSamples(data, mask, rms=0.2, lag1=0.3).cache == "float16"
 
 
 def test_auto_cache_off_for_many_candidates(field, monkeypatch):
     from glue_ssclump.core import samples
 
-    data, labels = field
+    data, mask = field
     monkeypatch.setattr(samples, "AUTO_CACHE_MAX", 2)
-    src = CandidateSamples(data, labels, rms=0.2, lag1=0.3)
+    src = CandidateSamples(data, mask, rms=0.2, lag1=0.3)
     assert src.cache is None
     src.get([0, 1])
     assert src._cache is None
 
 
 def test_batches_cover_every_index_once(field):
-    data, labels = field
-    src = CandidateSamples(data, labels, rms=0.2, lag1=0.3)
+    data, mask = field
+    src = CandidateSamples(data, mask, rms=0.2, lag1=0.3)
     for size, prefetch in ((1, 0), (2, 1), (3, 2), (100, 1)):
         seen = np.concatenate([i for i, _ in src.batches(size, prefetch=prefetch)])
         np.testing.assert_array_equal(seen, np.arange(len(src)))
@@ -218,8 +218,8 @@ def test_batches_cover_every_index_once(field):
 
 
 def test_cancel_stops_batches_and_worker(field):
-    data, labels = field
-    src = CandidateSamples(data, labels, rms=0.2, lag1=0.3, cache=None)
+    data, mask = field
+    src = CandidateSamples(data, mask, rms=0.2, lag1=0.3, cache=None)
     before = threading.active_count()
     progress = Progress()
     fractions = []
@@ -234,32 +234,32 @@ def test_cancel_stops_batches_and_worker(field):
 
 def test_bounding_boxes_match_np_nonzero():
     rng = np.random.default_rng(0)
-    labels = rng.integers(0, 40, (20, 30, 30)).astype(np.int32)
-    labels[labels == 17] = 0
-    boxes = bounding_boxes(labels)
+    mask = rng.integers(0, 40, (20, 30, 30)).astype(np.int32)
+    mask[mask == 17] = 0
+    boxes = bounding_boxes(mask)
     assert len(boxes) == 39 and boxes[16] is None
     for cid in (1, 5, 39):
-        idx = np.nonzero(labels == cid)
+        idx = np.nonzero(mask == cid)
         assert boxes[cid - 1] == tuple(slice(int(i.min()), int(i.max()) + 1) for i in idx)
-    src = CandidateSamples(rng.normal(size=labels.shape), labels, rms=1.0, lag1=0.0)
+    src = CandidateSamples(rng.normal(size=mask.shape), mask, rms=1.0, lag1=0.0)
     np.testing.assert_array_equal(src.ids, np.r_[1:17, 18:40])
 
 
 def test_bad_inputs_are_reported(field):
-    data, labels = field
-    with pytest.raises(ValueError, match="not in the label mask"):
-        CandidateSamples(data, labels, clump_ids=[7, 8], rms=0.2)
+    data, mask = field
+    with pytest.raises(ValueError, match="not in the mask"):
+        CandidateSamples(data, mask, clump_ids=[7, 8], rms=0.2)
     with pytest.raises(ValueError, match="shape"):
-        CandidateSamples(data[:-1], labels, rms=0.2)
+        CandidateSamples(data[:-1], mask, rms=0.2)
     with pytest.raises(ValueError, match="rms"):
-        CandidateSamples(data, labels, rms=0.0)
+        CandidateSamples(data, mask, rms=0.0)
     with pytest.raises(ValueError, match="cache"):
-        CandidateSamples(data, labels, rms=0.2, cache="float32")
+        CandidateSamples(data, mask, rms=0.2, cache="float32")
 
 
 def test_rms_defaults_to_the_cube_estimate(field):
-    data, labels = field
-    src = CandidateSamples(data, labels)
+    data, mask = field
+    src = CandidateSamples(data, mask)
     assert src.rms == pytest.approx(0.2, rel=0.1)
     assert src.lag1 == pytest.approx(0.3, abs=0.05)
 
@@ -278,9 +278,9 @@ def test_array_samples():
 
 
 def test_l1448_clumpfind_candidates(l1448_cube, tests_data):
-    labels = np.load(tests_data / "l1448_cupid_labels.npz")["clumpfind_cfg"]
-    src = CandidateSamples.from_cube(l1448_cube, labels, rms=0.15, cache=None)
-    assert len(src) == int(labels.max())
+    mask = np.load(tests_data / "l1448_cupid_labels.npz")["clumpfind_cfg"]
+    src = CandidateSamples.from_cube(l1448_cube, mask, rms=0.15, cache=None)
+    assert len(src) == int(mask.max())
     # L1448's noise is nearly white along velocity (about 0 in emission-free areas)
     assert -0.05 < src.lag1 < 0.15
     x = src.get(np.arange(0, len(src), 7))

@@ -24,7 +24,7 @@ from glue_ssclump.core.pipeline import detect
 from glue_ssclump.core.survey import (
     CubeInfo,
     IslandRule,
-    island_labels,
+    island_mask,
     plan_tiles,
     read_tile_result,
     recommended_halo,
@@ -112,15 +112,15 @@ def test_tiles_partition_the_cube_and_halo_rule():
 
 def test_an_island_is_unsettled_near_an_open_face_only():
     data = np.zeros((5, 20, 20), np.float32)
-    labels = np.zeros(data.shape, np.int32)
+    mask = np.zeros(data.shape, np.int32)
     data[1:4, 1:4, 8:11] = 5.0
-    labels[1:4, 1:4, 8:11] = 1                   # 1 voxel from the y-lo face
+    mask[1:4, 1:4, 8:11] = 1                   # 1 voxel from the y-lo face
     data[1:4, 10:13, 10:13] = 5.0
-    labels[1:4, 10:13, 10:13] = 2                # well inside...
+    mask[1:4, 10:13, 10:13] = 2                # well inside...
     data[2, 13:19, 12] = 4.0                     # ...but its island runs to y = 18
     data[2, 8, 2] = 1.0                          # below the level: no island
     rule = IslandRule(level=3.0, radius=1, margin=2)
-    isl = island_labels(data, rule, labels)
+    isl = island_mask(data, rule, mask)
     assert isl.max() == 2 and isl[2, 8, 2] == 0
     one, two = isl[2, 2, 9], isl[2, 11, 11]
     closed = ((False, False),) * 3
@@ -133,8 +133,8 @@ def test_an_island_is_unsettled_near_an_open_face_only():
     far = IslandRule(level=3.0, radius=4, margin=2)
     data2 = np.zeros((5, 20, 20), np.float32)
     data2[2, 5, 5] = data2[2, 5, 8] = 5.0
-    assert island_labels(data2, far, np.zeros_like(labels)).max() == 1
-    assert island_labels(data2, rule, np.zeros_like(labels)).max() == 2
+    assert island_mask(data2, far, np.zeros_like(mask)).max() == 1
+    assert island_mask(data2, rule, np.zeros_like(mask)).max() == 2
 
 
 # -- tiled == untiled ------------------------------------------------------------------------
@@ -159,8 +159,8 @@ def test_tiled_equals_untiled(client, cubes, tmp_path, method, params):
     det = detect(cube, method, rms=tiled.cubes[0].rms, params=params)
     mask = _mask(tiled)
     assert len(det.catalog) == len(tiled.catalog) > 10
-    pairs = np.unique(np.stack([det.labels.ravel(), mask.ravel()]), axis=1)
-    assert pairs.shape[1] == len(det.catalog) + 1        # a bijection of the labels
+    pairs = np.unique(np.stack([det.mask.ravel(), mask.ravel()]), axis=1)
+    assert pairs.shape[1] == len(det.catalog) + 1        # a bijection of the ids
     peaks = {tuple(r) for r in np.stack([det.catalog[c] for c in ("peak_z", "peak_y",
                                                                   "peak_x")], 1).tolist()}
     assert peaks == {tuple(r) for r in np.stack(

@@ -151,14 +151,14 @@ def test_score_and_match_semantics():
 
 def test_candidate_peaks():
     data = np.zeros((5, 6, 7), np.float32)
-    labels = np.zeros(data.shape, np.int32)
-    labels[1:3, 1:3, 1:3] = 1
+    mask = np.zeros(data.shape, np.int32)
+    mask[1:3, 1:3, 1:3] = 1
     data[2, 1, 2] = 5.0
-    labels[4, 5, 6] = 2
+    mask[4, 5, 6] = 2
     data[4, 5, 6] = np.nan
-    labels[0, 5, 5:7] = 2
+    mask[0, 5, 5:7] = 2
     data[0, 5, 6] = 1.0
-    x, y, z = candidate_peaks(data, labels)
+    x, y, z = candidate_peaks(data, mask)
     np.testing.assert_array_equal(x, [2, 6])
     np.testing.assert_array_equal(y, [1, 5])
     np.testing.assert_array_equal(z, [2, 0])
@@ -213,13 +213,13 @@ def test_benchmark_preset_false_fraction(detector, small_cubes):
     if detector not in available_detectors():
         pytest.skip(f"{detector} not installed")
     data, header, truth = small_cubes["benchmark"]
-    labels = run_detector(data, detector, header["SYNRMS"]).labels
-    ok = score_candidates(candidate_peaks(data, labels), truth)
+    mask = run_detector(data, detector, header["SYNRMS"]).mask
+    ok = score_candidates(candidate_peaks(data, mask), truth)
     assert len(ok) >= 40
     assert 0.2 <= 1 - ok.mean() <= 0.7
     data, header, truth = small_cubes["clean"]
-    labels = run_detector(data, detector, header["SYNRMS"]).labels
-    ok = score_candidates(candidate_peaks(data, labels), truth)
+    mask = run_detector(data, detector, header["SYNRMS"]).mask
+    ok = score_candidates(candidate_peaks(data, mask), truth)
     assert len(ok) >= 30 and 1 - ok.mean() < 0.1
 
 
