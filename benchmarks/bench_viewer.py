@@ -66,12 +66,12 @@ TARGET_MS = 100.0
 
 
 def synthetic_cube(shape=SHAPE, block=BLOCK, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """float32 cube (K) and int32 label mask with one ellipsoid candidate per block."""
+    """float32 cube (K) and int32 mask with one ellipsoid candidate per block."""
     rng = np.random.default_rng(seed)
     grid = tuple(s // b for s, b in zip(shape, block, strict=True))
     n = int(np.prod(grid))
     cube = rng.normal(0.0, 0.1, size=shape).astype(np.float32)
-    labels = np.zeros(shape, dtype=np.int32)
+    mask = np.zeros(shape, dtype=np.int32)
     # Per-block parameters: radii (voxels) and peak temperature.
     radii = np.stack([rng.uniform(1.5, b / 2 - 0.5, n) for b in block], axis=1)
     amp = rng.uniform(0.5, 5.0, n).astype(np.float32)
@@ -90,8 +90,8 @@ def synthetic_cube(shape=SHAPE, block=BLOCK, seed: int = 0) -> tuple[np.ndarray,
         lab = np.where(inside, ids[iz][..., None, None, None], 0)
         # (gy, gx, bz, by, bx) -> (bz, gy*by, gx*bx)
         cube[sl] += signal.transpose(2, 0, 3, 1, 4).reshape(block[0], shape[1], shape[2])
-        labels[sl] = lab.transpose(2, 0, 3, 1, 4).reshape(block[0], shape[1], shape[2])
-    return cube, labels
+        mask[sl] = lab.transpose(2, 0, 3, 1, 4).reshape(block[0], shape[1], shape[2])
+    return cube, mask
 
 
 def header(shape=SHAPE) -> fits.Header:
@@ -147,12 +147,12 @@ def main(argv: list[str] | None = None) -> int:
 
     get_qapp()
     t = time.perf_counter()
-    values, labels = synthetic_cube()
+    values, mask = synthetic_cube()
     ppv = cube_from_array(values, header())
-    table = build_catalog(ppv, labels, "synthetic", 0.1)
+    table = build_catalog(ppv, mask, "synthetic", 0.1)
     print(f"cube {SHAPE}, {len(table)} candidates; built in {time.perf_counter() - t:.1f} s")
 
-    cube_data = make_cube_data(ppv, labels, "bench cube")
+    cube_data = make_cube_data(ppv, mask, "bench cube")
     cat_data = make_catalog_data(table, "bench candidates")
     dc = DataCollection([cube_data, cat_data])
     link_candidates(dc, cube_data, cat_data)
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     app.close()
     if profiler:
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(30)
-        profile_renders(values, labels)
+        profile_renders(values, mask)
     if args.json is not None:
         args.json.write_text(json.dumps(report, indent=1) + "\n")
         print(f"figures written to {args.json}")
@@ -321,7 +321,7 @@ def cold_switches(viewer, steps: int, wait, render_times: list) -> dict:
     return out
 
 
-def profile_renders(values: np.ndarray, labels: np.ndarray, n: int = 40) -> None:
+def profile_renders(values: np.ndarray, mask: np.ndarray, n: int = 40) -> None:
     """cProfile of the worker's drawing, both methods, in this thread (Agg, 1280 x 720)."""
     from astropy.wcs import WCS
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -330,7 +330,7 @@ def profile_renders(values: np.ndarray, labels: np.ndarray, n: int = 40) -> None
     from glue_ssclump.qt.candidates import CandidateIndex, candidate_views
     from glue_ssclump.qt.figure import FastVerificationFigure, VerificationFigure, cube_geometry
 
-    index = CandidateIndex.build(labels)
+    index = CandidateIndex.build(mask)
     geo = cube_geometry(WCS(header()), values.shape)
     ids = np.random.default_rng(1).choice(sorted(index.boxes), n + 1, replace=False)
     for cls in (FastVerificationFigure, VerificationFigure):
@@ -340,7 +340,7 @@ def profile_renders(values: np.ndarray, labels: np.ndarray, n: int = 40) -> None
         vfig.setup(geo)
 
         def step(cid: int, vfig=vfig, fig=fig) -> None:
-            views = candidate_views(values, labels, cid, index.boxes[cid],
+            views = candidate_views(values, mask, cid, index.boxes[cid],
                                     channel_width=geo.channel_width)
             vfig.show(views)
             vfig.draw() if isinstance(vfig, FastVerificationFigure) else fig.canvas.draw()

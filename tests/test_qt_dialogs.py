@@ -148,15 +148,15 @@ def _group(dc, label):
 def synthetic():
     data, header, _ = make_synthetic_cube(SHAPE, n_clumps=N_CLUMPS, seed=3, preset="clean")
     cube = cube_from_array(data, header)
-    labels, table = compute_candidates(cube, "clumpfind")
-    return cube, labels, table
+    mask, table = compute_candidates(cube, "clumpfind")
+    return cube, mask, table
 
 
 def _session(synthetic):
-    cube, labels, table = synthetic
+    cube, mask, table = synthetic
     cube_data = make_cube_data(cube, None, "synth")
     dc = DataCollection([cube_data])
-    cat = attach_candidates(dc, cube_data, labels, table)
+    cat = attach_candidates(dc, cube_data, mask, table)
     # Seed subsets: the 6 brightest as clumps, the 6 faintest as not; 3 unlabelled.
     snr = np.sort(np.asarray(cat["snr_peak"], dtype=float))
     assert snr.size == 15
@@ -356,7 +356,7 @@ def test_menubar_plugins_open_one_dialog_each(qapp, glue_app):
 # -- detect ----------------------------------------------------------------------------------
 
 def test_detect_dialog_adds_candidates(qapp, synthetic, tmp_path):
-    cube, labels, table = synthetic
+    cube, mask, table = synthetic
     dc = DataCollection([make_cube_data(cube, None, "fresh cube")])
 
     class NoApp:
@@ -383,7 +383,7 @@ def test_detect_dialog_adds_candidates(qapp, synthetic, tmp_path):
     assert cat is not None and cat in dc and cat.size == len(table)
     assert "candidates found by clumpfind" in dialog.ui.label_status.text()
     cube_data = dc[0]
-    assert np.array_equal(np.asarray(cube_data["clump_id"]), labels)
+    assert np.array_equal(np.asarray(cube_data["clump_id"]), mask)
     _screenshot(dialog, tmp_path / "dialog_detect.png")
 
     # Run again with another level: the catalogue is updated in place, not duplicated.
@@ -633,7 +633,7 @@ def test_cancel_keeps_catalogue_and_last_model(qapp, glue_app, first_run, tmp_pa
     assert meta["cancelled"] is True and meta["completed_epochs"] == done
     for key, value in model.state_dict().items():
         assert torch.equal(value.cpu(), loaded.state_dict()[key])
-    samples = CandidateSamples(outcome.job.data, outcome.job.labels_mask,
+    samples = CandidateSamples(outcome.job.data, outcome.job.mask,
                                clump_ids=np.asarray(cat["clump_id"]), rms=cat.meta["ssclump_rms"])
     probs = predict(model, samples, device="cpu")
     assert probs.shape == (cat.size,) and np.all(np.isfinite(probs))

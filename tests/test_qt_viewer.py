@@ -74,26 +74,26 @@ def _synthetic_arrays() -> tuple[np.ndarray, np.ndarray]:
     z, y, x = np.indices(SHAPE, dtype=float)
     rng = np.random.default_rng(1)
     cube = rng.normal(0.0, 0.1, SHAPE)
-    labels = np.zeros(SHAPE, dtype=np.int32)
+    mask = np.zeros(SHAPE, dtype=np.int32)
     for i, (bx, by, bz, amp, sxy, sv) in enumerate(BLOBS):
         model = amp * np.exp(-0.5 * (((x - bx) ** 2 + (y - by) ** 2) / sxy ** 2
                                      + (z - bz) ** 2 / sv ** 2))
         cube += model
-        labels[(model > 0.3 * amp) & (labels == 0)] = i + 1
+        mask[(model > 0.3 * amp) & (mask == 0)] = i + 1
     cube[0, 0, :] = np.nan  # a blank row, as in real cubes
-    return cube.astype(np.float32), labels
+    return cube.astype(np.float32), mask
 
 
 def make_synthetic(label: str = "synth") -> tuple[Data, Data]:
     """A cube Data (intensity + clump_id, galactic WCS) and its catalogue, joined."""
-    cube, labels = _synthetic_arrays()
+    cube, mask = _synthetic_arrays()
     wcs = _galactic_wcs()
     cube_data = Data(label=label, coords=wcs)
     cube_data.add_component(Component(cube, units="K"), "intensity")
-    cube_data.add_component(Component(labels), "clump_id")
+    cube_data.add_component(Component(mask), "clump_id")
     n = len(BLOBS)
     ids = np.arange(1, n + 1)
-    peak = np.array([np.unravel_index(np.nanargmax(np.where(labels == i, cube, -np.inf)),
+    peak = np.array([np.unravel_index(np.nanargmax(np.where(mask == i, cube, -np.inf)),
                                       SHAPE) for i in ids])  # (z, y, x)
     lon, lat, vel = wcs.pixel_to_world_values(peak[:, 2], peak[:, 1], peak[:, 0])
     cat = Data(label=f"{label} candidates")
@@ -107,8 +107,8 @@ def make_synthetic(label: str = "synth") -> tuple[Data, Data]:
     cat.add_component(Component(lat), "cen_lat")
     cat.add_component(Component(vel / 1000.0, units="km / s"), "cen_vel")
     cat.add_component(Component(vel / 1000.0, units="km / s"), "peak_vel")
-    cat.add_component(Component(np.array([(labels == i).sum() for i in ids])), "npix")
-    cat.add_component(Component(np.array([np.nansum(cube[labels == i]) for i in ids]),
+    cat.add_component(Component(np.array([(mask == i).sum() for i in ids])), "npix")
+    cat.add_component(Component(np.array([np.nansum(cube[mask == i]) for i in ids]),
                                 units="K"), "flux")
     cat.add_component(Component(np.array(SNR)), "snr_peak")
     cube_data.join_on_key(cat, "clump_id", "clump_id")
@@ -155,13 +155,13 @@ def _group(dc, label):
 
 
 def test_index_boxes_and_sparse_ids():
-    labels = np.zeros((5, 6, 7), dtype=np.int32)
-    labels[1:3, 2:4, 1:6] = 7
-    labels[4, 5, 6] = 2
-    idx = CandidateIndex.build(labels)
+    mask = np.zeros((5, 6, 7), dtype=np.int32)
+    mask[1:3, 2:4, 1:6] = 7
+    mask[4, 5, 6] = 2
+    idx = CandidateIndex.build(mask)
     assert set(idx.boxes) == {2, 7}
     assert idx.boxes[7] == (slice(1, 3), slice(2, 4), slice(1, 6))
-    big = np.where(labels == 7, 10_000_000, labels).astype(np.int64)
+    big = np.where(mask == 7, 10_000_000, mask).astype(np.int64)
     assert CandidateIndex.build(big).boxes[10_000_000] == idx.boxes[7]
     assert CandidateIndex.build(np.zeros((2, 2, 2), int)).boxes == {}
 
@@ -181,15 +181,15 @@ def test_outline_of_one_pixel_and_a_bar():
 
 
 def test_candidate_views_synthetic():
-    cube, labels = _synthetic_arrays()
-    idx = CandidateIndex.build(labels)
-    v = candidate_views(cube, labels, 1, idx.boxes[1], margin_frac=0.5, margin_min=5,
+    cube, mask = _synthetic_arrays()
+    idx = CandidateIndex.build(mask)
+    v = candidate_views(cube, mask, 1, idx.boxes[1], margin_frac=0.5, margin_min=5,
                         channel_width=0.5)
     z, y, x = v.crop
     sub = np.nan_to_num(cube[v.crop])
     np.testing.assert_allclose(v.map_lb, sub.sum(0) * 0.5, rtol=1e-5)
-    np.testing.assert_array_equal(v.foot_lb, (labels[v.crop] == 1).any(0))
-    np.testing.assert_array_equal(v.foot_bv, (labels[v.crop] == 1).any(2))
+    np.testing.assert_array_equal(v.foot_lb, (mask[v.crop] == 1).any(0))
+    np.testing.assert_array_equal(v.foot_bv, (mask[v.crop] == 1).any(2))
     assert v.peak_xyz == (10, 10, 8)
     np.testing.assert_allclose(v.peak_spectrum, cube[v.channels, 10, 10])
     foot = v.foot_lb
@@ -210,8 +210,8 @@ def _draw_both(cids, size=(9.6, 6.4), world=True):
 
     from glue_ssclump.qt.figure import FastVerificationFigure, VerificationFigure, cube_geometry
 
-    cube, labels = _synthetic_arrays()
-    idx = CandidateIndex.build(labels)
+    cube, mask = _synthetic_arrays()
+    idx = CandidateIndex.build(mask)
     geo = cube_geometry(_galactic_wcs() if world else None, SHAPE)
     figures = {}
     for name, cls in (("full", VerificationFigure), ("fast", FastVerificationFigure)):
@@ -221,7 +221,7 @@ def _draw_both(cids, size=(9.6, 6.4), world=True):
         vfig.setup(geo)
         figures[name] = (fig, vfig)
     for cid in cids:
-        views = candidate_views(cube, labels, cid, idx.boxes[cid],
+        views = candidate_views(cube, mask, cid, idx.boxes[cid],
                                 channel_width=geo.channel_width)
         out = {}
         for name, (fig, vfig) in figures.items():
@@ -365,8 +365,8 @@ def test_mask_update_reindexes(synth, qtbot):
     cube.add_component(Component(2 * np.asarray(cube["intensity"])), "twice")
     assert viewer._index_token == token  # noqa: SLF001
     # a re-detection that swaps ids 1 and 2: the outline of candidate 1 moves
-    labels = np.asarray(cube["clump_id"]).copy()
-    swapped = np.where(labels == 1, 2, np.where(labels == 2, 1, labels))
+    mask = np.asarray(cube["clump_id"]).copy()
+    swapped = np.where(mask == 1, 2, np.where(mask == 2, 1, mask))
     cube.update_components({cube.id["clump_id"]: swapped})
     _wait_ready(qtbot, viewer)
     assert viewer._index_token == token + 1  # noqa: SLF001
@@ -700,10 +700,10 @@ def busy_index(monkeypatch):
     release = threading.Event()
     build = CandidateIndex.build
 
-    def slow_build(cls, labels):
+    def slow_build(cls, mask):
         release.wait(30)
         time.sleep(0.3)  # still running when the viewer closes
-        return build(labels)
+        return build(mask)
 
     monkeypatch.setattr(CandidateIndex, "build", classmethod(slow_build))
     yield release
@@ -863,16 +863,16 @@ def l1448_detection():
 
     path = Path(__file__).parent.parent / "glue_ssclump" / "data" / "l1448_13co.fits"
     cube = read_cube(path)
-    labels, table = compute_candidates(cube, "clumpfind")
-    return cube, labels, table
+    mask, table = compute_candidates(cube, "clumpfind")
+    return cube, mask, table
 
 
 @pytest.fixture
 def l1448(qtbot, home, l1448_detection):
     from glue_ssclump.integration import make_catalog_data, make_cube_data
 
-    ppv, labels, table = l1448_detection
-    cube = make_cube_data(ppv, labels, "l1448_13co")
+    ppv, mask, table = l1448_detection
+    cube = make_cube_data(ppv, mask, "l1448_13co")
     cat = make_catalog_data(table, "l1448_13co candidates (clumpfind)")
     cube.join_on_key(cat, "clump_id", "clump_id")
     app = _app(cube, cat)
@@ -941,15 +941,15 @@ def test_l1448_display_label_and_screenshot(l1448, qtbot, tmp_path):
 
 def test_l1448_every_candidate_renders(l1448, l1448_detection):
     app, viewer, cube, cat = l1448
-    _, labels, _ = l1448_detection
+    _, mask, _ = l1448_detection
     # every candidate's cut-out: footprints match the mask, spectra are finite
-    index = CandidateIndex.build(labels)
+    index = CandidateIndex.build(mask)
     ids = np.asarray(cat["clump_id"])
     assert set(index.boxes) == set(ids.tolist())
     values = np.asarray(cube["intensity"])
     for cid in ids:
-        v = candidate_views(values, labels, int(cid), index.boxes[int(cid)])
-        assert v.foot_lb.sum() == (labels[v.crop] == cid).any(0).sum() > 0
+        v = candidate_views(values, mask, int(cid), index.boxes[int(cid)])
+        assert v.foot_lb.sum() == (mask[v.crop] == cid).any(0).sum() > 0
         assert np.isfinite(v.peak_spectrum).all()
     # and the viewer steps through a stretch of them, each drawn
     viewer.state.order = "random"

@@ -194,8 +194,8 @@ def candidates_in_region(cube_data: Data, region: SubsetState,
     """
     view = None if slice_index is None else (int(slice_index), slice(None), slice(None))
     mask = np.asarray(cube_data.get_mask(region, view=view), dtype=bool)
-    labels = cube_data.get_data(cube_data.id[KEY], view=view)
-    ids = np.unique(labels[mask])
+    cube_mask = cube_data.get_data(cube_data.id[KEY], view=view)
+    ids = np.unique(cube_mask[mask])
     return ids[ids > 0]
 
 

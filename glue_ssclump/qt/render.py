@@ -117,14 +117,14 @@ class RenderWorker(QtCore.QThread):
 
     # -- GUI thread API ----------------------------------------------------------------
 
-    def set_cube(self, generation: int, intensity: np.ndarray, labels: np.ndarray,
+    def set_cube(self, generation: int, intensity: np.ndarray, mask: np.ndarray,
                  geometry: CubeGeometry) -> None:
         """Use this cube for jobs of this generation (older jobs are dropped)."""
         geo = copy.copy(geometry)
         # wcslib structures are not safe to share between threads.
         geo.wcs = None if geometry.wcs is None else geometry.wcs.deepcopy()
         with self._cond:
-            self._cube = (generation, intensity, labels, geo)
+            self._cube = (generation, intensity, mask, geo)
             self._jobs = [j for j in self._jobs if j.generation == generation]
             self._cond.notify()
 
@@ -193,7 +193,7 @@ class RenderWorker(QtCore.QThread):
                 self._busy = job
             t0, c0 = time.perf_counter(), time.thread_time()
             try:
-                generation, intensity, labels, geo = cube
+                generation, intensity, mask, geo = cube
                 width, height, ratio = job.size
                 fast = bool(self.fast)
                 if fast not in figures:
@@ -208,7 +208,7 @@ class RenderWorker(QtCore.QThread):
                 figure.set_dpi(DPI * ratio)
                 figure.set_size_inches(width / DPI, height / DPI)
                 margin_frac, margin_min = job.margins
-                views = candidate_views(intensity, labels, job.cid, job.box,
+                views = candidate_views(intensity, mask, job.cid, job.box,
                                         margin_frac=margin_frac, margin_min=margin_min,
                                         peak_xyz=job.peak, channel_width=geo.channel_width)
                 vfig.show(views, job.v_peak, job.v_cen)

@@ -31,7 +31,7 @@ class CubeArrays:
                              if c.label != KEY and data.get_kind(c) == "numerical")
         self.intensity_cid = intensity
         self.intensity = np.asarray(data[intensity])
-        self.labels = np.asarray(data[self.label_cid])
+        self.mask = np.asarray(data[self.label_cid])
         unit = data.get_component(intensity).units or "K"
         self.geometry = cube_geometry(data.coords, tuple(self.intensity.shape), str(unit))
 
@@ -59,10 +59,10 @@ class IndexThread(QtCore.QThread):
 
     built = QtCore.Signal(int, object)
 
-    def __init__(self, token: int, labels: np.ndarray) -> None:
+    def __init__(self, token: int, mask: np.ndarray) -> None:
         super().__init__()
         self._token = token
-        self._labels = labels
+        self._mask = mask
 
     def start(self, priority: QtCore.QThread.Priority = QtCore.QThread.InheritPriority
               ) -> None:
@@ -71,7 +71,7 @@ class IndexThread(QtCore.QThread):
 
     def run(self) -> None:  # the index thread
         try:
-            result: object = CandidateIndex.build(self._labels)
+            result: object = CandidateIndex.build(self._mask)
         except Exception as exc:  # reported on the GUI thread
             result = exc
         self.built.emit(self._token, result)

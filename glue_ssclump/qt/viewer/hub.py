@@ -107,7 +107,7 @@ class HubMixin:
         # (ComponentID == builds a subset state, so ids are compared with `is`.)
         if KEY not in names or not any(c is cube.intensity_cid for c in names.values()):
             return True
-        if np.asarray(cube.data[names[KEY]]) is not cube.labels \
+        if np.asarray(cube.data[names[KEY]]) is not cube.mask \
                 or np.asarray(cube.data[cube.intensity_cid]) is not cube.intensity:
             return True
         changed = getattr(message, "components_changed", None)
@@ -188,14 +188,14 @@ class HubMixin:
             self.view.set_message(f"{data.label!r} cannot be used as the cube: {exc}")
             return
         self.vfigure.setup(self._cube.geometry)
-        self._renderer.set_cube(self._generation, self._cube.intensity, self._cube.labels,
+        self._renderer.set_cube(self._generation, self._cube.intensity, self._cube.mask,
                                 self._cube.geometry)
         self.view.set_message("Indexing the candidates of the cube…")
         if self._stopped:
             return
         # In place: _stop_background (the destroyed hook) holds this list.
         self._threads[:] = [t for t in self._threads if not t.isFinished()]
-        thread = IndexThread(self._index_token, self._cube.labels)
+        thread = IndexThread(self._index_token, self._cube.mask)
         thread.built.connect(self._on_index_built)
         self._threads.append(thread)
         thread.start()
@@ -236,7 +236,7 @@ class HubMixin:
         try:
             ids, from_cube = ids_selected_by(subset.subset_state, cat,
                                              None if cube is None else cube.data,
-                                             None if cube is None else cube.labels)
+                                             None if cube is None else cube.mask)
         except IncompatibleAttribute:
             return
         if ids.size:

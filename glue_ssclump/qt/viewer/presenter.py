@@ -136,7 +136,7 @@ class PresenterMixin:
             return
         job = self._job_for(int(cid))
         self.vfigure.show(
-            candidate_views(cube.intensity, cube.labels, job.cid, job.box,
+            candidate_views(cube.intensity, cube.mask, job.cid, job.box,
                             margin_frac=job.margins[0], margin_min=job.margins[1],
                             peak_xyz=job.peak, channel_width=cube.geometry.channel_width),
             job.v_peak, job.v_cen)
