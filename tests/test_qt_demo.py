@@ -14,9 +14,8 @@ def _settle(qtbot, app):
 
     for viewer in app.viewers[0]:
         if isinstance(viewer, VerificationViewer):
-            qtbot.waitUntil(lambda v=viewer: v._index is not None, timeout=60000)
-            qtbot.waitUntil(lambda v=viewer: not any(t.isRunning() for t in v._threads),
-                            timeout=60000)
+            qtbot.waitUntil(lambda v=viewer: v.is_ready, timeout=60000)
+    # closing stops and waits for the background threads (glue_ssclump.qt.threads)
     app.close()
 
 
