@@ -32,8 +32,9 @@ def build_application(data_collection: Any, cube_data: Any, catalog_data: Any) -
         image.state.slices = (int(np.asarray(catalog_data["peak_z"])[brightest]), 0, 0)
     table = app.new_data_viewer(TableViewer, data=catalog_data)
     verification = app.new_data_viewer(VerificationViewer, data=catalog_data)
-    for viewer, (x, y, w, h) in ((image, (0, 0, 560, 600)), (table, (0, 600, 1560, 360)),
-                                 (verification, (560, 0, 1000, 600))):
+    # the viewers tile the MDI area left of glue's side panels (about 1500 x 980 here)
+    for viewer, (x, y, w, h) in ((image, (0, 0, 520, 600)), (table, (0, 600, 1500, 370)),
+                                 (verification, (520, 0, 980, 600))):
         window = viewer.parent() if viewer.parent() is not None else viewer
         window.move(x, y)
         window.resize(w, h)
