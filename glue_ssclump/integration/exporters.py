@@ -33,7 +33,19 @@ from ..core.atomic import write_atomic
 from ..core.catalog import write_catalog
 from ..core.cube import mask_header
 from ..core.labels import LABEL_NONE, write_labels_csv
-from .pairing import KEY, META_HEADER, META_PARAMS, META_ROLE, component_names, cube_data_for
+from .pairing import (
+    CATALOG_META_KEYS,
+    KEY,
+    META_DETECTOR,
+    META_GLUE_ONLY,
+    META_HEADER,
+    META_PARAMS,
+    META_RMS,
+    META_ROLE,
+    component_names,
+    cube_data_for,
+    meta_key,
+)
 
 __all__ = [
     "CATALOG_FORMATS",
@@ -100,7 +112,7 @@ def catalog_table(obj: Data | Subset | Table,
         )
     table = Table()
     # Display-only columns (a galaxy catalogue's y_up) are left out unless asked for.
-    glue_only = set(str(data.meta.get("ssclump_glue_only", "")).split(",")) - {""}
+    glue_only = set(str(data.meta.get(META_GLUE_ONLY, "")).split(",")) - {""}
     for cid in data.main_components + data.derived_components:
         if wanted is not None and cid.label not in wanted:
             continue
@@ -128,9 +140,10 @@ def catalog_table(obj: Data | Subset | Table,
 def _catalog_meta(data: Data) -> dict[str, Any]:
     """The table meta of :func:`~glue_ssclump.core.catalog.build_catalog`, from Data.meta."""
     meta: dict[str, Any] = {}
-    for key in ("frame", "lon_name", "lat_name", "spectral_type", "unit", "source",
-                "detector", "rms"):
-        value = data.meta.get(f"ssclump_{key}")
+    keys = {key: meta_key(key) for key in CATALOG_META_KEYS}
+    keys.update(detector=META_DETECTOR, rms=META_RMS)
+    for key, stored in keys.items():
+        value = data.meta.get(stored)
         if isinstance(value, (str, int, float)):
             meta[key] = value
     params = data.meta.get(META_PARAMS)

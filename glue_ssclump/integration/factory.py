@@ -46,6 +46,7 @@ from ..core.pipeline import detect
 from ..core.progress import Progress, ensure_progress
 from .links import catalogs_of, link_candidates
 from .pairing import (
+    CATALOG_META_KEYS,
     CUBE_COMPONENT,
     KEY,
     META_CUBE,
@@ -54,8 +55,10 @@ from .pairing import (
     META_PARAMS,
     META_RMS,
     META_ROLE,
+    META_SOURCE,
     catalog_data_for,
     cube_data_for,
+    meta_key,
 )
 
 __all__ = [
@@ -143,7 +146,7 @@ def make_cube_data(cube: PPVCube, mask: np.ndarray | None, label: str) -> Data:
     data.meta[META_ROLE] = "cube"
     data.meta[META_HEADER] = cube.header.tostring()
     if cube.source:
-        data.meta["ssclump_source"] = str(cube.source)
+        data.meta[META_SOURCE] = str(cube.source)
     return data
 
 
@@ -180,10 +183,10 @@ def make_catalog_data(table: Table, label: str) -> Data:
             for j in range(flat.shape[1]):
                 data.add_component(_component(flat[:, j], unit), f"{name}_{j}")
     data.meta[META_ROLE] = "catalog"
-    for key in ("frame", "lon_name", "lat_name", "spectral_type", "unit", "source"):
+    for key in CATALOG_META_KEYS:
         value = table.meta.get(key)
         if isinstance(value, (str, int, float)):
-            data.meta[f"ssclump_{key}"] = value
+            data.meta[meta_key(key)] = value
     if "detector" in table.meta:
         data.meta[META_DETECTOR] = str(table.meta["detector"])
     if "rms" in table.meta:
@@ -378,7 +381,7 @@ def ppv_cube_from_data(cube_data: Data, component: str | None = None) -> PPVCube
         )
     for i, n in enumerate(values.shape[::-1], start=1):
         header[f"NAXIS{i}"] = n
-    source = cube_data.meta.get("ssclump_source")
+    source = cube_data.meta.get(META_SOURCE)
     return cube_from_array(values, header, source=source if isinstance(source, str) else None)
 
 

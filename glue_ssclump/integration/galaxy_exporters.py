@@ -25,8 +25,9 @@ from glue.core.subset import Subset
 from ..core.atomic import write_atomic
 from .exporters import _split
 from .factory import KEY
-from .galaxy_factory import CLUMPS_ROLE, META_ROLE
+from .galaxy_factory import CLUMPS_ROLE
 from .galaxy_verdicts import GALAXY_COLOURS, verdicts_of
+from .pairing import META_ROLE
 
 __all__ = ["GALAXY_EXPORTERS", "ds9_regions", "export_ds9_regions"]
 

@@ -52,8 +52,9 @@ from glue.core.data_factories.helpers import data_label
 from glue.core.data_region import RegionData
 
 from ..core.progress import Progress, ensure_progress
-from .factory import _PROGRESS, KEY, make_catalog_data
+from .factory import _PROGRESS, make_catalog_data
 from .galaxy_verdicts import GALAXY_CATEGORIES, update_galaxy_subsets
+from .pairing import KEY, META_GLUE_ONLY, META_ROLE, META_SOURCE
 from .writeback import VERDICT
 
 log = logging.getLogger(__name__)
@@ -90,18 +91,15 @@ LUMINANCE = "luminance"
 #: Catalogue column of PNG/JPEG images: the row counted from the bottom (glue's pixel y).
 Y_UP = "y_up"
 
-# Data.meta keys (plain strings / numbers, so glue sessions save them).
-META_ROLE = "ssclump_role"
+# Data.meta keys (plain strings / numbers, so glue sessions save them); the ones the
+# cube side uses too come from .pairing.
 IMAGE_ROLE = "galaxy_image"
 CLUMPS_ROLE = "galaxy_clumps"
 META_IMAGE = "ssclump_image_uuid"  # catalogue: uuid of the image dataset
 META_FLIPPED = "ssclump_rows_flipped"  # image: 1 if rows were flipped (PNG/JPEG)
 META_NY = "ssclump_ny"
 META_PSF = "ssclump_psf_fwhm_pix"
-META_SOURCE = "ssclump_source"
 META_CENTRES = "ssclump_region_centres"  # catalogue: "ra,dec", "x,y", "x,y_up", ...
-META_LINKED = "ssclump_linked"
-META_GLUE_ONLY = "ssclump_glue_only"  # catalogue: comma-separated display-only columns
 
 _RASTER = (".png", ".jpg", ".jpeg")
 _BAND_KEYS = ("BAND", "FILTER")

@@ -31,8 +31,9 @@ from glue.core.component_link import ComponentLink
 from glue.core.data import Data
 from glue.core.data_collection import DataCollection
 
-from .galaxy_factory import META_CENTRES, META_LINKED, galaxy_pairs
+from .galaxy_factory import META_CENTRES, galaxy_pairs
 from .links import copy_value
+from .pairing import META_LINKED
 
 log = logging.getLogger(__name__)
 

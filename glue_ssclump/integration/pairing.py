@@ -14,15 +14,18 @@ from glue.core.component_id import ComponentID
 from glue.core.data import BaseData, Data
 
 __all__ = [
+    "CATALOG_META_KEYS",
     "CUBE_COMPONENT",
     "KEY",
     "META_CUBE",
     "META_DETECTOR",
+    "META_GLUE_ONLY",
     "META_HEADER",
     "META_LINKED",
     "META_PARAMS",
     "META_RMS",
     "META_ROLE",
+    "META_SOURCE",
     "catalog_data_for",
     "component",
     "component_names",
@@ -30,9 +33,10 @@ __all__ = [
     "is_candidate_catalog",
     "is_catalog",
     "is_cube",
+    "meta_key",
 ]
 
-#: Candidate id: the label-mask component of the cube and the catalogue's key column.
+#: Candidate id: the mask component of the cube and the catalogue's key column.
 KEY = "clump_id"
 #: Component of the cube dataset holding the intensities.
 CUBE_COMPONENT = "intensity"
@@ -45,6 +49,15 @@ META_LINKED = "ssclump_linked"  # catalogue: links were added (or offered) once
 META_DETECTOR = "ssclump_detector"
 META_RMS = "ssclump_rms"
 META_PARAMS = "ssclump_params"  # JSON
+META_SOURCE = "ssclump_source"  # the file the data were read from
+META_GLUE_ONLY = "ssclump_glue_only"  # catalogue: comma-separated display-only columns
+#: Table meta of a candidate catalogue kept in its ``Data.meta`` as :func:`meta_key`.
+CATALOG_META_KEYS = ("frame", "lon_name", "lat_name", "spectral_type", "unit", "source")
+
+
+def meta_key(name: str) -> str:
+    """The ``Data.meta`` key under which a catalogue's table meta ``name`` is kept."""
+    return f"ssclump_{name}"
 
 
 def component_names(data: BaseData) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from glue.core.data import Data
 
-from .pairing import cube_data_for
+from .pairing import META_SOURCE, cube_data_for
 
 __all__ = ["default_output_dir", "new_run_dir", "slug"]
 
@@ -53,7 +53,7 @@ def default_output_dir(catalog_data: Data, session: Any = None) -> Path:
     cube = cube_data_for(catalog_data)
     if cube is not None:
         sources += [getattr(getattr(cube, "_load_log", None), "path", None),
-                    cube.meta.get("ssclump_source")]
+                    cube.meta.get(META_SOURCE)]
     app = getattr(session, "application", None)
     sources.append(getattr(app, "_last_session_name", None))
     for source in sources:

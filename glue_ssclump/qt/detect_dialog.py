@@ -34,7 +34,7 @@ from ..core.detectors import available_detectors
 from ..core.detectors.base import Detector, Param, parse_level
 from ..core.jobs import detect_candidates_in_child
 from ..integration.factory import attach_candidates, ppv_cube_from_data
-from ..integration.pairing import KEY
+from ..integration.pairing import KEY, META_RMS
 from .state import data_label
 from .worker import (
     Worker,
@@ -322,7 +322,7 @@ class DetectDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         self.ui.button_run.setEnabled(not self.is_running)
         known = self._estimated.get(data.uuid)
         if known is None:
-            meta = data.meta.get("ssclump_rms")
+            meta = data.meta.get(META_RMS)
             if isinstance(meta, (int, float)) and np.isfinite(meta) and meta > 0:
                 known = float(meta)
         if known is not None:

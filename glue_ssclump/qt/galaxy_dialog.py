@@ -37,6 +37,7 @@ from ..integration.galaxy_factory import (
     image_data_for,
 )
 from ..integration.galaxy_verdicts import GALAXY_VERDICTS, group_labels, set_verdict
+from ..integration.pairing import META_SOURCE
 from .galaxy_viewer import outline_regions, show_galaxy
 from .worker import Worker, WorkerDialogMixin, guarded, show_message
 
@@ -263,7 +264,7 @@ class GalaxyDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         """The session's image dataset read from the same file(s), if any."""
         path = getattr(image, "path", None)
         for image_data, _ in galaxy_pairs(self.data_collection):
-            if path and image_data.meta.get("ssclump_source") == str(path):
+            if path and image_data.meta.get(META_SOURCE) == str(path):
                 return image_data
         return None
 

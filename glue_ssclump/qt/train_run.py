@@ -19,7 +19,7 @@ from glue.core.data_collection import DataCollection
 from ..core.jobs import TrainJob, TrainOutcome
 from ..core.training import DEFAULT_CHECKPOINT
 from ..integration.factory import ppv_cube_from_data
-from ..integration.pairing import KEY, cube_data_for
+from ..integration.pairing import KEY, META_RMS, cube_data_for
 from ..integration.run_folder import default_output_dir, new_run_dir
 from ..integration.writeback import VERDICT, write_verdicts
 from .train_seeds import plan_for
@@ -91,7 +91,7 @@ def make_train_job(state: TrainState, session: Any) -> TrainJob:
     mask = np.asarray(cube_data[KEY])
     ids = np.asarray(cat[KEY], dtype=np.int64)
     table = Table({KEY: ids})
-    rms = cat.meta.get("ssclump_rms")
+    rms = cat.meta.get(META_RMS)
     if isinstance(rms, (int, float)) and np.isfinite(rms) and rms > 0:
         table.meta["rms"] = float(rms)
     out_dir = None

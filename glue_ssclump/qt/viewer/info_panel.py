@@ -16,6 +16,7 @@ from ...core.labels import (
     LABEL_UNCERTAIN,
 )
 from ...integration.navigation import CatalogView
+from ...integration.pairing import META_DETECTOR, META_RMS, meta_key
 from ...integration.writeback import P_CLUMP, VERDICT
 
 __all__ = ["autosave_text", "info_html", "order_text", "progress_html", "rms_text"]
@@ -74,8 +75,8 @@ def info_html(cat: CatalogView, row: int, label: int) -> str:
     """
     meta = cat.data.meta
     short = {"RA": "RA", "DEC": "Dec", "GLON": "l", "GLAT": "b"}
-    lon_name = short.get(str(meta.get("ssclump_lon_name", "")), "lon")
-    lat_name = short.get(str(meta.get("ssclump_lat_name", "")), "lat")
+    lon_name = short.get(str(meta.get(meta_key("lon_name"), "")), "lon")
+    lat_name = short.get(str(meta.get(meta_key("lat_name"), "")), "lat")
 
     def num(name: str, fmt: str) -> str:
         value = cat.value(name, row)
@@ -89,7 +90,7 @@ def info_html(cat: CatalogView, row: int, label: int) -> str:
 
     detector = cat.value("detector", row)
     if detector is None:
-        detector = meta.get("ssclump_detector", "–")
+        detector = meta.get(META_DETECTOR, "–")
     flux_int = num("flux_int", ".4g")
     flux_line = (f"{flux_int} K km/s arcsec²" if flux_int != "–"
                  else f"{num('flux', '.4g')} K")
@@ -108,7 +109,7 @@ def info_html(cat: CatalogView, row: int, label: int) -> str:
         ("centroid v", f"{num('cen_vel', '.2f')} km/s"),
         ("peak SNR", num("snr_peak", ".1f")),
         # the samples' background noise uses this rms: the verdicts depend on it
-        ("rms (samples)", rms_text(meta.get("ssclump_rms"))),
+        ("rms (samples)", rms_text(meta.get(META_RMS))),
         ("p_clump", p),
         ("verdict", verdict),
         ("manual label", f"<b style='color:{LABEL_COLOURS.get(label, '#000')}'>"
