@@ -108,9 +108,9 @@ def tune_cpu_allocator(mmap_threshold: int = 256 * 2**20,
 
     By default glibc serves allocations above 32 MiB with a fresh ``mmap`` and unmaps
     them on free, so each batch's activation tensors (tens of MiB for a batch of 128)
-    are page-faulted in again, zero-filled by the kernel: on a 2-core VM that made a
-    ReLU over 33 MB cost ~100 ms instead of ~3 ms, and the network ran 2-5 times
-    slower than its arithmetic allows.  Raising the mmap and trim thresholds
+    are page-faulted in again, zero-filled by the kernel: on a small VM the page
+    faults, not the arithmetic, then set the network's speed
+    (``benchmarks/bench_model_speed.py`` measures it).  Raising the mmap and trim thresholds
     (``mallopt``) lets freed buffers be reused from the heap.  The price is that up to
     ``trim_threshold`` bytes of freed memory stay with the process.
 
