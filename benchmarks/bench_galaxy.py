@@ -34,6 +34,24 @@ def _load() -> float:
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
 
 
+def _time_detection(model: object, images: list) -> tuple[list[float], list[float]]:
+    """Seconds per image for the network alone and for the whole ``detect_clumps``,
+    after one warm-up image."""
+    from glue_ssclump.core.galaxy import detect_clumps
+    from glue_ssclump.core.galaxy.detect import raw_predictions
+
+    raw_predictions(model, images[0])
+    net_t, full_t = [], []
+    for image in images:
+        t0 = time.perf_counter()
+        raw_predictions(model, image)
+        net_t.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        detect_clumps(image, model, device="cpu")
+        full_t.append(time.perf_counter() - t0)
+    return net_t, full_t
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=500)
@@ -63,13 +81,11 @@ def main() -> int:
     tune_cpu_allocator()  # as the SS-3D-Clump benchmarks: no page faults per tensor
     from glue_ssclump.core.galaxy import (
         DEFAULT_MODEL_PATH,
-        detect_clumps,
         evaluate,
         load_galaxy_checkpoint,
         plot_evaluation,
         synth_galaxies,
     )
-    from glue_ssclump.core.galaxy.detect import raw_predictions
     from glue_ssclump.core.galaxy.evaluate import GalaxyEvaluation
 
     if args.baseline_only:
@@ -94,15 +110,7 @@ def main() -> int:
           f"{os.cpu_count()} cores, load {_load():.2f}", flush=True)
     if args.speed_only:
         imgs = [p[0] for p in synth_galaxies(args.speed_n, seed=args.seed)]
-        raw_predictions(model, imgs[0])
-        net_t, full_t = [], []
-        for image in imgs:
-            t0 = time.perf_counter()
-            raw_predictions(model, image)
-            net_t.append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            detect_clumps(image, model, device="cpu")
-            full_t.append(time.perf_counter() - t0)
+        net_t, full_t = _time_detection(model, imgs)
         speed = {"threads": torch.get_num_threads(), "n_images": len(imgs),
                  "network_s": net_t, "detect_clumps_s": full_t,
                  "network_images_per_s_median": 1 / statistics.median(net_t),
@@ -158,17 +166,8 @@ def main() -> int:
     out = Path(args.json) if args.json else RESULTS / "galaxy.json"
     png = plot_evaluation(list(results.values()), out.with_name(out.stem + "_eval.png"))
 
-    # speed: network only, and the whole detect_clumps, after one warm-up image
     speed_images = images[: args.speed_n]
-    raw_predictions(model, speed_images[0])
-    net_t, full_t = [], []
-    for image in speed_images:
-        t0 = time.perf_counter()
-        raw_predictions(model, image)
-        net_t.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        detect_clumps(image, model, device="cpu")
-        full_t.append(time.perf_counter() - t0)
+    net_t, full_t = _time_detection(model, speed_images)
     speed = {
         "threads": torch.get_num_threads(), "n_images": len(speed_images),
         "network_images_per_s_median": 1 / statistics.median(net_t),
