@@ -186,7 +186,7 @@ def main() -> int:
     train_wall = train_meta.get("wall_seconds") or (
         (train_meta.get("data_seconds") or 1e9) + (train_meta.get("train_seconds") or 0))
     print(f"training: {train_wall / 60:.1f} min wall for {train_meta.get('epochs_done')} "
-          f"epochs on {train_meta.get('threads')} threads (see galaxy_train_default.log)")
+          f"epochs on {train_meta.get('threads')} threads (see galaxy_train_default_quiet.log)")
     fr, bl = results["frcnn"].summary, results["baseline"].summary
     checks = {
         "completeness_ge_3pct>=0.85": fr["flux_ge_0.03"]["completeness"] >= 0.85,
