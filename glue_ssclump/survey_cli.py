@@ -11,8 +11,6 @@ import sys
 import textwrap
 from pathlib import Path
 
-from .core.errors import SSClumpError
-
 EPILOG = textwrap.dedent(
     """\
     Each cube is cut into sky tiles (--tile Y,X pixels, whole spectral axis) read with a
@@ -30,10 +28,6 @@ EPILOG = textwrap.dedent(
       ssclump survey 'cubes/*.fits' --verify model.pt --scheduler tcp://head:8786 --out s/
     """
 )
-
-
-class SurveyCLIError(SSClumpError):
-    """A bad ``ssclump survey`` argument."""
 
 
 def _tile(text: str) -> tuple[int, int]:
