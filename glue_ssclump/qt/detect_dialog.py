@@ -393,11 +393,6 @@ class DetectDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         self._set_enabled(False)
         return True
 
-    def cancel(self) -> None:
-        """Stop the running detection at its next progress update."""
-        if self.is_running:
-            self._binding.cancel()
-
     def _set_enabled(self, enabled: bool) -> None:
         for w in (self.ui.combosel_cube_data, self.ui.combosel_method, self.ui.value_rms,
                   self.ui.button_estimate, self.ui.group_params, self.ui.button_run):

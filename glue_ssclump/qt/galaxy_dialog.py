@@ -212,11 +212,6 @@ class GalaxyDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         self._set_enabled(False)
         return True
 
-    def cancel(self) -> None:
-        """Stop the running job at its next progress update."""
-        if self.is_running:
-            self._binding.cancel()
-
     def _set_enabled(self, enabled: bool) -> None:
         for w in (self.ui.group_input, self.ui.group_finetune, self.ui.group_verdicts,
                   self.ui.button_run):

@@ -298,11 +298,6 @@ class TrainDialog(WorkerDialogMixin, QtWidgets.QDialog, HubListener):
         self._update_enabled()
         return True
 
-    def cancel(self) -> None:
-        """Ask the running worker to stop after its current batch."""
-        if self.is_running and self.worker is not None:
-            self._binding.cancel()
-
     def _on_epoch(self, record: Any) -> None:
         if isinstance(record, EpochRecord):
             self.plots.add_record(record)

@@ -395,7 +395,7 @@ class WorkerDialogMixin:
 
     Closing while a run is going cancels it and closes once the thread has ended (a
     ``QThread`` must not be destroyed while running); closing otherwise unsubscribes
-    from the data collection's hub.  The dialog provides ``cancel()``, the
+    from the data collection's hub.  The dialog provides the
     ``_on_succeeded`` / ``_on_cancelled`` / ``_on_failed`` / ``_on_done`` slots and a
     ``.ui`` file with ``progress_bar``, ``label_status`` and ``button_cancel``.
     """
@@ -437,6 +437,11 @@ class WorkerDialogMixin:
                                         self.ui.button_cancel, final_text=False)
         self.worker = worker
         worker.start()
+
+    def cancel(self) -> None:
+        """Ask the running job to stop at its next progress update (as Cancel does)."""
+        if self.is_running:
+            self._binding.cancel()
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802 - Qt override
         if self.is_running:
