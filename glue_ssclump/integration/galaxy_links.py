@@ -23,7 +23,6 @@ selection on catalogue columns never turns into a slab of image pixels.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from astropy.wcs import WCS
@@ -32,10 +31,8 @@ from glue.core.data import Data
 from glue.core.data_collection import DataCollection
 
 from .galaxy_factory import META_CENTRES, galaxy_pairs
-from .links import copy_value
+from .links import copy_value, offer_links_once
 from .pairing import META_LINKED
-
-log = logging.getLogger(__name__)
 
 __all__ = ["GALAXY_AUTOLINKER_LABEL", "galaxy_links", "link_galaxy", "suggest_galaxy_links"]
 
@@ -105,27 +102,5 @@ def suggest_galaxy_links(data_collection: DataCollection) -> list[ComponentLink]
     with the first verdict or with :func:`glue_ssclump.qt.galaxy_viewer.show_galaxy`,
     which then clear the edit subset.
     """
-    _default_autolink_mode()
-    links: list[ComponentLink] = []
-    existing = list(data_collection.external_links)
-    for image, clumps in galaxy_pairs(data_collection):
-        if clumps.meta.get(META_LINKED):
-            continue
-        clumps.meta[META_LINKED] = True
-        try:
-            links.extend(link for link in galaxy_links(image, clumps)
-                         if not _present(link, existing))
-        except ValueError as exc:
-            log.warning("glue-ssclump galaxy auto-linker: %s", exc)
-    return links
-
-
-def _default_autolink_mode() -> None:
-    # Apply the links without asking unless the user chose otherwise in Preferences.
-    from glue.config import settings
-
-    modes = settings.AUTOLINK
-    if GALAXY_AUTOLINKER_LABEL not in modes:
-        modes = dict(modes)
-        modes[GALAXY_AUTOLINKER_LABEL] = "always_accept"
-        settings.AUTOLINK = modes
+    return offer_links_once(data_collection, GALAXY_AUTOLINKER_LABEL,
+                            galaxy_pairs(data_collection), galaxy_links, _present)

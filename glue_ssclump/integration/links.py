@@ -28,6 +28,7 @@ selects the candidates a region touches.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import astropy.units as u
@@ -196,28 +197,54 @@ def suggest_candidate_links(data_collection: DataCollection) -> list[Any]:
     chose otherwise). Each pair is offered once (``meta['ssclump_linked']``), so links
     the user removes in the link editor do not come back.
     """
-    _default_autolink_mode()
-    links: list[Any] = []
-    existing = list(data_collection.external_links)
-    for cube, catalog in find_candidate_pairs(data_collection):
-        if catalog.meta.get(META_LINKED):
-            continue
-        catalog.meta[META_LINKED] = True
-        try:
-            pair_links = candidate_links(cube, catalog)
-        except ValueError as exc:
-            log.warning("glue-ssclump auto-linker: %s", exc)
-            continue
-        links.extend(link for link in pair_links
-                     if not any(_same_link(link, old) for old in existing))
-    return links
+    return offer_links_once(data_collection, AUTOLINKER_LABEL,
+                            find_candidate_pairs(data_collection), candidate_links,
+                            lambda link, existing: any(_same_link(link, old)
+                                                       for old in existing))
 
 
-def _default_autolink_mode() -> None:
+def offer_links_once(data_collection: DataCollection, label: str,
+                     pairs: Iterable[tuple[Data, Data]],
+                     make_links: Callable[[Data, Data], list[Any]],
+                     present: Callable[[Any, list[Any]], bool]) -> list[Any]:
+    """The body of glue-ssclump's auto-linkers: each pair's links, offered once.
+
+    Sets the auto-linker ``label`` to apply its links unless the user chose otherwise
+    in Preferences; skips pairs whose second dataset is marked ``META_LINKED`` and
+    marks the rest; leaves out links already in the collection (``present``).  A pair
+    whose links cannot be made (``ValueError``) is logged and skipped.
+
+    Parameters
+    ----------
+    data_collection : DataCollection
+    label : str
+        The auto-linker's name in glue's settings.
+    pairs : iterable of (Data, Data)
+        The pairs to link; the second carries the ``META_LINKED`` mark.
+    make_links : callable
+        ``make_links(first, second)``: the pair's links.
+    present : callable
+        ``present(link, existing_links)``: True if the link is already there.
+
+    Returns
+    -------
+    list
+        The links to add.
+    """
     from glue.config import settings
 
-    modes = settings.AUTOLINK
-    if AUTOLINKER_LABEL not in modes:
-        modes = dict(modes)
-        modes[AUTOLINKER_LABEL] = "always_accept"
-        settings.AUTOLINK = modes
+    if label not in settings.AUTOLINK:
+        settings.AUTOLINK = {**settings.AUTOLINK, label: "always_accept"}
+    links: list[Any] = []
+    existing = list(data_collection.external_links)
+    for first, second in pairs:
+        if second.meta.get(META_LINKED):
+            continue
+        second.meta[META_LINKED] = True
+        try:
+            new = make_links(first, second)
+        except ValueError as exc:
+            log.warning("%s: %s", label, exc)
+            continue
+        links.extend(link for link in new if not present(link, existing))
+    return links
