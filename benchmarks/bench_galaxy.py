@@ -1,10 +1,11 @@
 """Galaxy clumps (issue #13): accuracy on held-out synthetic galaxies, CPU speed, training time.
 
-    python benchmarks/bench_galaxy.py [--n 500] [--seed 1000] [--model PATH] [--quick]
+    python benchmarks/bench_galaxy.py [--hosts mixed] [--n 500] [--seed 1000] [--model PATH]
 
 Accuracy: the shipped (or given) Faster R-CNN and the classical baseline (DAOStarFinder
 on the residual of a median-filtered galaxy) on ``--n`` synthetic galaxies of seed
-``--seed`` (the default model trained on seed 0: ``synth_galaxies`` draws galaxy k of
+``--seed`` and host kind ``--hosts`` (smooth Sersic discs with point clumps, structured
+discs with arms, texture, bars, dust and resolved clumps, or a 50/50 mixture) (the default model trained on seed 0: ``synth_galaxies`` draws galaxy k of
 seed s from ``default_rng([s, k, const])``, so no benchmark galaxy was trained on).
 Completeness and purity at score >= 0.3 for clump flux ratios >= 3 % and >= 8 %,
 class-aware ('clump'), matched within 0.75 PSF FWHM, against the issue's targets
@@ -12,7 +13,8 @@ class-aware ('clump'), matched within 0.75 PSF FWHM, against the issue's targets
 the whole ``detect_clumps`` (post-processing, segmentation, photometry) per 200 x 200 px
 image on ``--threads`` CPU threads (target >= 5 images/s on 2 cores).  Training time:
 read from the model's metadata (target <= 30 min).  Writes
-``benchmarks/results/galaxy.json`` (or ``--json``) and ``galaxy_eval.png`` beside it.
+``benchmarks/results/galaxy_<hosts>.json`` (or ``--json``) and ``galaxy_<hosts>_eval.png``
+beside it.
 """
 
 from __future__ import annotations
@@ -52,19 +54,57 @@ def _time_detection(model: object, images: list) -> tuple[list[float], list[floa
     return net_t, full_t
 
 
+def _examples(images: list, truths: list, results: dict, path: Path, n: int = 8) -> Path:
+    """The first ``n`` galaxies: RGB, truth (white circles: clumps, dashed: stars) and each
+    method's detections at the operating score (the Faster R-CNN's 'clump' green squares,
+    the baseline's 'clump' magenta crosses)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = min(n, len(images))
+    fig, axes = plt.subplots(2, (n + 1) // 2, figsize=(3 * ((n + 1) // 2), 6.4))
+    frcnn, base = results["frcnn"].detections, results["baseline"].detections
+    for k, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if k >= n:
+            continue
+        ax.imshow(images[k].rgb, origin="upper")
+        t = truths[k]
+        r = 0.75 * images[k].psf_fwhm_pix
+        for row in t:
+            ax.add_patch(plt.Circle((row["x"], row["y"]), r, fill=False, color="white",
+                                    ls="-" if row["class"] == "clump" else "--", lw=0.8))
+        for cat, kw in ((frcnn[k], {"marker": "s", "mfc": "none", "mec": "lime"}),
+                        (base[k], {"marker": "x", "color": "magenta"})):
+            sel = cat[cat["class"] == "clump"] if len(cat) else cat
+            if len(sel):
+                ax.plot(sel["x"], sel["y"], ls="none", ms=9, **kw)
+        ax.set_title(f"{k}: {t.meta['host']}", fontsize=8)
+    fig.suptitle("truth (white), Faster R-CNN clumps (green), baseline clumps (magenta)",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--seed", type=int, default=1000)
+    ap.add_argument("--hosts", default="mixed", choices=("smooth", "structured", "mixed"))
     ap.add_argument("--model", default=None, help="checkpoint (default: the shipped one)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--speed-n", type=int, default=40, help="images timed for speed")
     ap.add_argument("--quick", action="store_true", help="50 galaxies, 10 timed")
-    ap.add_argument("--json", default=None, help="result file (default results/galaxy.json)")
+    ap.add_argument("--json", default=None,
+                    help="result file (default results/galaxy_<hosts>.json)")
     ap.add_argument("--speed-only", action="store_true",
                     help="only the speed measurement: write results/galaxy_speed.json")
     ap.add_argument("--baseline-only", action="store_true",
-                    help="only the classical baseline: write results/galaxy_baseline.json")
+                    help="only the classical baseline: write results/galaxy_<hosts>_baseline.json")
     ap.add_argument("--baseline-from", default=None, metavar="JSON",
                     help="take the baseline from a --baseline-only run of the same galaxies "
                          "(it does not depend on the model)")
@@ -90,14 +130,15 @@ def main() -> int:
 
     if args.baseline_only:
         t0 = time.perf_counter()
-        pairs = list(synth_galaxies(args.n, seed=args.seed))
+        pairs = list(synth_galaxies(args.n, seed=args.seed, host=args.hosts))
         res = evaluate([p[0] for p in pairs], [p[1] for p in pairs], method="baseline")
         wall = time.perf_counter() - t0
-        out = Path(args.json) if args.json else RESULTS / "galaxy_baseline.json"
+        out = Path(args.json) if args.json else RESULTS / f"galaxy_{args.hosts}_baseline.json"
         out.write_text(json.dumps({"n_galaxies": args.n, "seed": args.seed,
+                                   "hosts": args.hosts,
                                    "wall_seconds": wall, "loadavg_end": _load(),
                                    **res.as_dict()}, indent=1, default=float))
-        print(f"baseline on {args.n} galaxies (seed {args.seed}) in {wall:.0f} s: "
+        print(f"baseline on {args.n} {args.hosts} galaxies (seed {args.seed}) in {wall:.0f} s: "
               f"{res.summary['flux_ge_0.03']}; wrote {out}")
         return 0
 
@@ -106,7 +147,8 @@ def main() -> int:
     train_meta = model.metadata.get("training", {})
     print(f"model {model_path} ({model_path.stat().st_size / 2**20:.2f} MiB, {model.arch}); "
           f"trained on {train_meta.get('n_images')} galaxies of seed "
-          f"{train_meta.get('synthetic_seed')}; torch threads {torch.get_num_threads()}, "
+          f"{train_meta.get('synthetic_seed')} ({train_meta.get('hosts') or 'smooth'} hosts); "
+          f"torch threads {torch.get_num_threads()}, "
           f"{os.cpu_count()} cores, load {_load():.2f}", flush=True)
     if args.speed_only:
         imgs = [p[0] for p in synth_galaxies(args.speed_n, seed=args.seed)]
@@ -129,20 +171,23 @@ def main() -> int:
         return 2
 
     t0 = time.perf_counter()
-    pairs = list(synth_galaxies(args.n, seed=args.seed))
+    pairs = list(synth_galaxies(args.n, seed=args.seed, host=args.hosts))
     images, truths = [p[0] for p in pairs], [p[1] for p in pairs]
     t_gen = time.perf_counter() - t0
+    n_structured = sum(t.meta["host"] == "structured" for t in truths)
     n_clumps = sum(int((t["class"] == "clump").sum()) for t in truths)
     n_odd = sum(int((t["class"] == "odd").sum()) for t in truths)
-    print(f"{args.n} galaxies (seed {args.seed}) made in {t_gen:.0f} s: {n_clumps} clumps, "
-          f"{n_odd} odd sources", flush=True)
+    print(f"{args.n} galaxies (seed {args.seed}, {args.hosts} hosts: {n_structured} "
+          f"structured) made in {t_gen:.0f} s: {n_clumps} clumps, {n_odd} odd sources",
+          flush=True)
 
     results = {}
     for method in ("frcnn", "baseline"):
         t0 = time.perf_counter()
         if method == "baseline" and args.baseline_from:
             saved = json.loads(Path(args.baseline_from).read_text())
-            if (saved["n_galaxies"], saved["seed"]) != (args.n, args.seed):
+            if (saved["n_galaxies"], saved["seed"], saved.get("hosts", "smooth")) != (
+                    args.n, args.seed, args.hosts):
                 print("--baseline-from was run on other galaxies", file=sys.stderr)
                 return 2
             res = GalaxyEvaluation("baseline", saved["summary"], saved["curve"], saved["bins"])
@@ -163,8 +208,10 @@ def main() -> int:
         a = s["any_class"]
         print(f"  any class     completeness {a['completeness']:.3f} purity {a['purity']:.3f}"
               f"  AP(curve) {s['ap']:.3f}", flush=True)
-    out = Path(args.json) if args.json else RESULTS / "galaxy.json"
+    out = Path(args.json) if args.json else RESULTS / f"galaxy_{args.hosts}.json"
     png = plot_evaluation(list(results.values()), out.with_name(out.stem + "_eval.png"))
+    if not args.baseline_from:
+        _examples(images, truths, results, out.with_name(out.stem + "_examples.png"))
 
     speed_images = images[: args.speed_n]
     net_t, full_t = _time_detection(model, speed_images)
@@ -203,7 +250,8 @@ def main() -> int:
     for name, ok in checks.items():
         print(f"target {name}: {'met' if ok else 'NOT met'}")
     report = {
-        "n_galaxies": args.n, "seed": args.seed, "n_clumps": n_clumps, "n_odd": n_odd,
+        "n_galaxies": args.n, "seed": args.seed, "hosts": args.hosts,
+        "n_structured": n_structured, "n_clumps": n_clumps, "n_odd": n_odd,
         "model": str(model_path), "model_mib": model_path.stat().st_size / 2**20,
         "arch": model.arch, "training": {k: v for k, v in train_meta.items() if k != "history"},
         "training_wall_seconds": train_wall,

@@ -25,10 +25,11 @@ def _threads(n: int | None) -> None:
 
 
 # --- synth ----------------------------------------------------------------------------
-def run_synth(out: str | Path, n: int, seed: int = 0, size: int = 200, png: bool = True
-              ) -> list[Path]:
+def run_synth(out: str | Path, n: int, seed: int = 0, size: int = 200, png: bool = True,
+              host: str = "smooth") -> list[Path]:
     """Write ``n`` synthetic galaxies into ``out``: ``galaxy_NNNN.fits`` (g, r, i cube),
-    ``galaxy_NNNN_truth.ecsv`` and (``png``) ``galaxy_NNNN.png`` (the Lupton RGB)."""
+    ``galaxy_NNNN_truth.ecsv`` and (``png``) ``galaxy_NNNN.png`` (the Lupton RGB).
+    ``host``: 'smooth', 'structured' or 'mixed' (:func:`~.core.galaxy.synth_galaxy`)."""
     from PIL import Image
 
     from .core.atomic import write_atomic
@@ -37,7 +38,7 @@ def run_synth(out: str | Path, n: int, seed: int = 0, size: int = 200, png: bool
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for k, (image, truth) in enumerate(synth_galaxies(n, seed=seed, size=size)):
+    for k, (image, truth) in enumerate(synth_galaxies(n, seed=seed, size=size, host=host)):
         stem = out / f"galaxy_{k:04d}"
         written.append(write_gri_fits(stem.with_suffix(".fits"), image))
         written.append(write_atomic(f"{stem}_truth.ecsv",
@@ -51,24 +52,40 @@ def run_synth(out: str | Path, n: int, seed: int = 0, size: int = 200, png: bool
 
 
 def cmd_synth(args: argparse.Namespace) -> int:
-    paths = run_synth(args.out, args.n, args.seed, args.size, png=not args.no_png)
+    paths = run_synth(args.out, args.n, args.seed, args.size, png=not args.no_png,
+                      host=args.hosts)
     print(f"wrote {len(paths)} files into {args.out}")
     return 0
 
 
+def _add_hosts(p: argparse.ArgumentParser, default: str | None) -> None:
+    from .core.galaxy import HOSTS, TRAIN_HOSTS
+
+    shown = default or f"{TRAIN_HOSTS}, the shipped model's"
+    p.add_argument("--hosts", default=default, choices=HOSTS,
+                   help="synthetic host galaxies: smooth Sersic discs, structured (arms, "
+                        f"texture, bars, dust lanes) or mixed 50/50 (default {shown})")
+
+
 # --- train ----------------------------------------------------------------------------
 #: The recipe of the shipped model (``ssclump galaxy train --default``).
-DEFAULT_RECIPE = {"n_train": 600, "seed": 0, "epochs": 3, "stop_after": 2, "batch_size": 4,
-                  "lr": 1e-3, "crop": 128}
+DEFAULT_RECIPE = {"n_train": 600, "seed": 0, "epochs": 3, "stop_after": 2,
+                  "batch_size": 4, "lr": 1e-3, "crop": 128}
 
 
 def run_train(out: str | Path, *, n_train: int, seed: int, epochs: int, batch_size: int,
-              lr: float, crop: int | None, arch: str, device: str = "auto",
+              lr: float, crop: int | None, arch: str, hosts: str | None = None,
+              device: str = "auto",
               quiet: bool = False, init: str | None = None, stop_after: int | None = None
               ) -> Path:
-    """Train a detector on synthetic galaxies and save it (float16 weights) to ``out``,
-    after every epoch and at the end."""
-    from .core.galaxy import load_galaxy_checkpoint, save_galaxy_checkpoint, train_detector
+    """Train a detector on synthetic galaxies (``hosts``: default the shipped model's) and
+    save it (float16 weights) to ``out``, after every epoch and at the end."""
+    from .core.galaxy import (
+        TRAIN_HOSTS,
+        load_galaxy_checkpoint,
+        save_galaxy_checkpoint,
+        train_detector,
+    )
     from .core.progress import tqdm_progress
 
     def on_epoch(entry: dict) -> None:
@@ -83,7 +100,7 @@ def run_train(out: str | Path, *, n_train: int, seed: int, epochs: int, batch_si
     t0 = time.perf_counter()
     with tqdm_progress("galaxy train", disable=quiet or None) as progress:
         model, history = train_detector(
-            n_train=n_train, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
+            n_train=n_train, seed=seed, hosts=hosts or TRAIN_HOSTS, epochs=epochs, batch_size=batch_size, lr=lr,
             crop=crop, arch=arch, init=start_model, device=device, progress=progress,
             on_epoch=on_epoch, checkpoint=out, stop_after=stop_after)
     wall = time.perf_counter() - t0
@@ -95,10 +112,10 @@ def run_train(out: str | Path, *, n_train: int, seed: int, epochs: int, batch_si
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .core.galaxy import DEFAULT_MODEL_PATH
+    from .core.galaxy import DEFAULT_MODEL_PATH, TRAIN_HOSTS
 
     _threads(args.threads)
-    recipe = dict(DEFAULT_RECIPE)
+    recipe = dict(DEFAULT_RECIPE, hosts=TRAIN_HOSTS)
     for key in recipe:
         value = getattr(args, key)
         if value is not None:
@@ -214,7 +231,7 @@ def _read_synth_dir(folder: Path):
 
 def run_eval(out: str | Path, folder: str | None = None, n: int = 50, seed: int = 1000,
              model: str | None = None, baseline: bool = True, score_min: float = 0.3,
-             device: str = "auto", quiet: bool = False) -> dict:
+             device: str = "auto", quiet: bool = False, hosts: str = "smooth") -> dict:
     """Score the detector (and the classical baseline) on synthetic galaxies with truth;
     write ``OUT/evaluation.json`` and ``OUT/evaluation.png``."""
     from .core.atomic import write_atomic
@@ -224,7 +241,7 @@ def run_eval(out: str | Path, folder: str | None = None, n: int = 50, seed: int 
     if folder:
         images, truths = _read_synth_dir(Path(folder))
     else:
-        pairs = list(synth_galaxies(n, seed=seed))
+        pairs = list(synth_galaxies(n, seed=seed, host=hosts))
         images, truths = [p[0] for p in pairs], [p[1] for p in pairs]
     results = []
     with tqdm_progress("galaxy eval", disable=quiet or None) as progress:
@@ -234,7 +251,7 @@ def run_eval(out: str | Path, folder: str | None = None, n: int = 50, seed: int 
         if baseline:
             results.append(evaluate(images, truths, method="baseline", score_min=score_min,
                                     progress=progress.span(0.5, 1.0)))
-    report = {"source": folder or f"synth_galaxies(n={n}, seed={seed})",
+    report = {"source": folder or f"synth_galaxies(n={n}, seed={seed}, host={hosts!r})",
               "model": str(model or "default"),
               "results": [r.as_dict() for r in results]}
     out = Path(out)
@@ -252,7 +269,7 @@ def _fmt(c: dict) -> str:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     report = run_eval(args.out, args.dir, args.n, args.seed, args.model, not args.no_baseline,
-                      args.score_min, args.device, args.quiet)
+                      args.score_min, args.device, args.quiet, hosts=args.hosts)
     for res in report["results"]:
         s = res["summary"]
         print(f"{res['method']}: score >= {s['score_min']}: {_fmt(s['all'])}")
@@ -264,7 +281,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     """Add ``galaxy`` (with ``synth``, ``train``, ``detect``, ``eval``) to ``ssclump``."""
-    from .core.galaxy import ARCHS, DEFAULT_ARCH
+    from .core.galaxy import ARCHS, DEFAULT_ARCH, TRAIN_HOSTS
 
     g = subparsers.add_parser(
         "galaxy",
@@ -282,13 +299,14 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="random seed (default 1000; the default model trained on seed 0)")
     p.add_argument("--size", type=int, default=200, help="image side in px (default 200)")
     p.add_argument("--no-png", action="store_true", help="FITS and truth only")
+    _add_hosts(p, "mixed")
     p.set_defaults(func=cmd_synth)
 
     p = gsub.add_parser(
         "train", help="train a detector on synthetic galaxies",
         description="Train a Faster R-CNN clump detector from scratch on synthetic galaxies. "
         "--default rebuilds the shipped model (glue_ssclump/data/galaxy_default.pt) with "
-        f"the recipe {DEFAULT_RECIPE}.")
+        f"the recipe {DEFAULT_RECIPE} on {TRAIN_HOSTS} hosts.")
     p.add_argument("--default", action="store_true", help="the shipped model's recipe and path")
     p.add_argument("--out", default=None, help="checkpoint path (.pt)")
     p.add_argument("--arch", default=DEFAULT_ARCH, choices=ARCHS,
@@ -302,6 +320,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--stop-after", dest="stop_after", type=int, default=None,
                    help="run only the first N epochs of the --epochs learning-rate schedule")
     p.add_argument("--init", default=None, help="fine-tune this checkpoint")
+    _add_hosts(p, None)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -338,6 +357,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
     p.add_argument("--score-min", dest="score_min", type=float, default=0.3)
     p.add_argument("--no-baseline", action="store_true", help="skip the classical baseline")
+    _add_hosts(p, "mixed")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)

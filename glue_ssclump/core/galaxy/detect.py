@@ -184,7 +184,8 @@ def detect_clumps(image: GalaxyImage, model: GalaxyModel | str | os.PathLike | N
     return table
 
 
-def baseline_raw(image: GalaxyImage, filter_fwhm: float = 3.0) -> Candidates:
+def baseline_raw(image: GalaxyImage, filter_fwhm: float = 3.0, kernel_fwhm: float = 1.0,
+                 sharplo: float = 0.2, odd_g_r: float | None = None) -> Candidates:
     """Classical candidates: DAOStarFinder on the residual of a smooth galaxy model.
 
     The smooth model is a median filter ``filter_fwhm`` PSF FWHMs wide (a point source
@@ -193,6 +194,19 @@ def baseline_raw(image: GalaxyImage, filter_fwhm: float = 3.0) -> Candidates:
     and the same thresholds sweep both methods.  The galaxy's own centre (the light-weighted
     centre of the smooth model in the host segment) is not a candidate: a classical finder knows the bulge is there.
     Sources redder than :data:`BASELINE_ODD_G_R` in g - r are 'odd'.
+
+    Parameters
+    ----------
+    image : GalaxyImage
+        With g, r, i planes.
+    filter_fwhm : float
+        Median-filter width, in PSF FWHMs.
+    kernel_fwhm : float
+        DAOStarFinder's kernel FWHM, in PSF FWHMs (above 1 favours resolved clumps).
+    sharplo : float
+        DAOStarFinder's lower sharpness limit (lower keeps broader sources).
+    odd_g_r : float, optional
+        g - r above which a source is 'odd' (default :data:`BASELINE_ODD_G_R`).
     """
     from photutils.detection import DAOStarFinder
     from scipy.ndimage import median_filter, zoom
@@ -210,7 +224,9 @@ def baseline_raw(image: GalaxyImage, filter_fwhm: float = 3.0) -> Candidates:
                   grid_mode=True)
     resid = r - smooth
     sigma = noise_sigma(r)
-    finder = DAOStarFinder(threshold=2.0 * sigma, fwhm=fwhm, exclude_border=True)
+    finder = DAOStarFinder(threshold=2.0 * sigma, fwhm=kernel_fwhm * fwhm,
+                           sharpness_range=(sharplo, 1.0),
+                           exclude_border=True)
     found = finder(resid)
     if found is None or len(found) == 0:
         return Candidates(np.zeros((0, 4)), [], [])
@@ -233,7 +249,7 @@ def baseline_raw(image: GalaxyImage, filter_fwhm: float = 3.0) -> Candidates:
     rf = aperture_fluxes(r, x, y, fwhm)
     with np.errstate(invalid="ignore", divide="ignore"):
         g_r = -2.5 * np.log10(np.clip(g, 1e-12, None) / np.clip(rf, 1e-12, None))
-    labels = np.where(g_r > BASELINE_ODD_G_R, 2, 1)
+    labels = np.where(g_r > (BASELINE_ODD_G_R if odd_g_r is None else odd_g_r), 2, 1)
     h = max(fwhm, 3.0)
     boxes = np.stack([x - h, y - h, x + h, y + h], axis=1)
     scores = np.clip(snr, 0, None) / (np.clip(snr, 0, None) + 10.0)

@@ -13,7 +13,10 @@ the detector is trained on galaxies built here, following METHOD section 7:
   (Adams et al. 2022 placed 75 % in the inner galaxy);
 - foreground stars ('odd', class 2): point sources with stellar-locus colours over the
   galaxy, about 0.3 per normal clump (the volunteers' odd : normal ratio 0.293);
-- sky plus Poisson noise (gain 1), sky subtracted as in survey images.
+- sky plus Poisson noise (gain 1), sky subtracted as in survey images;
+- with ``host="structured"`` (or half of ``"mixed"``), spiral arms, flocculent texture,
+  a bar and dust lanes on the disc (:mod:`.synth_structure`, which states the truth rule:
+  host structure is extended, so the injected clumps and stars stay the only truth).
 
 The image is the central 200 x 200 px the paper trains on.  Truth boxes are squares of
 half-side one PSF FWHM (at least 3 px) centred on each source.
@@ -26,9 +29,17 @@ from collections.abc import Iterator
 import numpy as np
 from astropy.table import Table
 
-from .image import GalaxyImage, image_from_planes
+from .image import GalaxyError, GalaxyImage, image_from_planes
+from .synth_structure import (
+    CLUMP_SIZE_FWHM,
+    HOSTS,
+    MIXED_STRUCTURED_P,
+    gaussian_spot,
+    host_structure,
+)
 
-__all__ = ["synth_galaxy", "synth_galaxies", "moffat_psf", "truth_boxes", "CLASS_NAMES"]
+__all__ = ["synth_galaxy", "synth_galaxies", "moffat_psf", "truth_boxes", "CLASS_NAMES",
+           "HOSTS"]
 
 #: class_id -> class name (0 is torchvision's background)
 CLASS_NAMES = {1: "clump", 2: "odd"}
@@ -37,6 +48,9 @@ FLUX_RATIO_RANGE = (0.003, 0.20)
 PIXEL_SCALE_RANGE = (0.15, 0.30)     # arcsec / px
 FWHM_ARCSEC = (0.60, 1.12, 2.08)     # min, median, max (Popp et al., appendix A1)
 FWHM_PIX_RANGE = (2.5, 12.0)
+#: below this intrinsic FWHM (px) a clump is drawn as a point (a narrower Gaussian is
+#: under-sampled on the pixel grid)
+RESOLVED_MIN_PIX = 0.7
 
 
 def moffat_psf(fwhm: float, beta: float, size: int | None = None) -> np.ndarray:
@@ -59,10 +73,11 @@ def _moffat(dx: np.ndarray, dy: np.ndarray, fwhm: float, beta: float, norm: bool
     return prof
 
 
-def truth_boxes(x: np.ndarray, y: np.ndarray, fwhm: float, shape: tuple[int, int]
-                ) -> np.ndarray:
-    """Square boxes ``(n, 4)`` x_min, y_min, x_max, y_max of half-side max(FWHM, 3 px)."""
-    h = max(float(fwhm), 3.0)
+def truth_boxes(x: np.ndarray, y: np.ndarray, fwhm: float | np.ndarray,
+                shape: tuple[int, int]) -> np.ndarray:
+    """Square boxes ``(n, 4)`` x_min, y_min, x_max, y_max of half-side max(FWHM, 3 px);
+    ``fwhm`` is the PSF's, or per source its observed FWHM."""
+    h = np.maximum(np.asarray(fwhm, dtype=np.float64), 3.0)
     ny, nx = shape
     boxes = np.stack([x - h, y - h, x + h, y + h], axis=1) if len(x) else np.zeros((0, 4))
     boxes[:, [0, 2]] = np.clip(boxes[:, [0, 2]], -0.5, nx - 0.5)
@@ -111,8 +126,8 @@ def _place(rng: np.random.Generator, n: int, x0: float, y0: float, r_eff: float,
 
 
 def synth_galaxy(rng: np.random.Generator | int, size: int = 200,
-                 n_clumps: int | None = None, n_stars: int | None = None
-                 ) -> tuple[GalaxyImage, Table]:
+                 n_clumps: int | None = None, n_stars: int | None = None,
+                 host: str = "smooth") -> tuple[GalaxyImage, Table]:
     """One synthetic clumpy galaxy and its truth table.
 
     Parameters
@@ -124,6 +139,11 @@ def synth_galaxy(rng: np.random.Generator | int, size: int = 200,
     n_clumps, n_stars : int, optional
         Numbers of clumps and foreground stars (default: drawn, 0-6 clumps with a mean
         near 2.6, 0-2 stars with a mean near 0.75).
+    host : str
+        ``"smooth"`` (Sersic disc + bulge), ``"structured"`` (arms, texture, maybe a bar
+        and dust lanes) or ``"mixed"`` (structured with probability 0.5).  The structure
+        comes from its own random stream, so the same ``rng`` gives the same clumps, stars,
+        PSF and disc whatever ``host`` is.
 
     Returns
     -------
@@ -135,11 +155,16 @@ def synth_galaxy(rng: np.random.Generator | int, size: int = 200,
         ``x_max``, ``y_max`` (the training box), ``class`` ('clump' / 'odd'),
         ``class_id`` (1 / 2), ``flux_ratio`` (r-band source flux / host flux, where the
         host is disc + bulge + clumps inside the image), ``flux_r``, ``g_r``, ``r_i``.
-        ``meta``: ``psf_fwhm_pix``, ``host_flux_r``, ``sky``, ``r_eff``, ``x0``, ``y0``.
+        ``meta``: ``psf_fwhm_pix``, ``host_flux_r``, ``sky``, ``r_eff``, ``x0``, ``y0``,
+        ``host`` ('smooth' / 'structured') and, for a structured host, ``structure``.
     """
     from scipy.signal import fftconvolve
 
+    if host not in HOSTS:
+        raise GalaxyError(f"host must be one of {', '.join(HOSTS)}, not {host!r}")
     rng = np.random.default_rng(rng)
+    # spawned before any draw and without advancing rng: the clumps do not depend on it
+    srng = rng.spawn(1)[0] if host != "smooth" else None
     shape = (size, size)
     scale = rng.uniform(*PIXEL_SCALE_RANGE)
     # log-normal around the median seeing, clipped to the paper's range
@@ -164,7 +189,13 @@ def synth_galaxy(rng: np.random.Generator | int, size: int = 200,
                     ellip * 0.5, theta)
     disc *= surf_e
     bulge *= bulge_frac / (1 - bulge_frac) * disc.sum() / max(bulge.sum(), 1e-12)
-    host_r = disc.sum() + bulge.sum()
+    structure = None
+    if srng is not None and (host == "structured" or srng.random() < MIXED_STRUCTURED_P):
+        structure = host_structure(srng, disc, x0, y0, r_eff, 1.0 - ellip, theta, fwhm)
+        host_r = float(((structure.base + structure.arms + structure.bar)
+                        * structure.dust(1)).sum() + bulge.sum())
+    else:
+        host_r = disc.sum() + bulge.sum()
 
     g_r_disc, r_i_disc = rng.uniform(0.35, 0.7), rng.uniform(0.15, 0.35)
     g_r_bulge, r_i_bulge = g_r_disc + rng.uniform(0.1, 0.3), r_i_disc + rng.uniform(0.05, 0.15)
@@ -196,6 +227,10 @@ def synth_galaxy(rng: np.random.Generator | int, size: int = 200,
     star_flux = star_ratio * host_total
 
     clump_col = [(rng.uniform(-0.25, 0.3), rng.uniform(-0.25, 0.1)) for _ in clump_xy]
+    # intrinsic FWHM / PSF FWHM: points on smooth hosts, up to 1.2 on structured ones
+    extent = np.zeros(len(clump_xy) + len(star_xy))
+    if structure is not None:
+        extent[:len(clump_xy)] = srng.uniform(*CLUMP_SIZE_FWHM, len(clump_xy))
     star_col = []
     for _ in star_xy:
         g_r = rng.uniform(0.3, 1.45)
@@ -204,19 +239,30 @@ def synth_galaxy(rng: np.random.Generator | int, size: int = 200,
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     planes = np.zeros((3, size, size))
     fd, fb = colour_factors(g_r_disc, r_i_disc), colour_factors(g_r_bulge, r_i_bulge)
+    if structure is not None:  # star-forming arms: bluer than the disc
+        fa = colour_factors(g_r_disc - structure.arm_g_r, r_i_disc - 0.5 * structure.arm_g_r)
     for k in range(3):
         psf = moffat_psf(band_fwhm[k], beta)
-        planes[k] = fftconvolve(disc * fd[k] + bulge * fb[k], psf, mode="same")
-        for (x, y), flux, col in zip(clump_xy + star_xy, np.r_[clump_flux, star_flux],
-                                     clump_col + star_col, strict=True):
-            # point source: the PSF itself, evaluated at the sub-pixel position
-            planes[k] += flux * colour_factors(*col)[k] * _moffat(
-                xx - x, yy - y, band_fwhm[k], beta, norm=False)
+        if structure is None:
+            light = disc * fd[k] + bulge * fb[k]
+        else:
+            light = bulge * fb[k] + structure.dust(k) * (
+                structure.base * fd[k] + structure.arms * fa[k] + structure.bar * fb[k])
+        points = np.zeros(shape)
+        for (x, y), flux, col, ext in zip(clump_xy + star_xy, np.r_[clump_flux, star_flux],
+                                          clump_col + star_col, extent, strict=True):
+            f_k = flux * colour_factors(*col)[k]
+            if ext * fwhm > RESOLVED_MIN_PIX:
+                light = light + f_k * gaussian_spot(xx, yy, x, y, ext * fwhm)
+            else:
+                # point source: the PSF itself, evaluated at the sub-pixel position
+                points += f_k * _moffat(xx - x, yy - y, band_fwhm[k], beta, norm=False)
+        planes[k] = fftconvolve(light, psf, mode="same") + points
     counts = rng.poisson(np.clip(planes + sky, 0, None)).astype(np.float64)
     planes = (counts - sky).astype(np.float32)
 
     xy = np.array(clump_xy + star_xy, dtype=np.float64).reshape(-1, 2)
-    boxes = truth_boxes(xy[:, 0], xy[:, 1], fwhm, shape)
+    boxes = truth_boxes(xy[:, 0], xy[:, 1], fwhm * np.sqrt(1.0 + extent**2), shape)
     n_c = len(clump_xy)
     truth = Table()
     truth["x"] = xy[:, 0]
@@ -229,21 +275,27 @@ def synth_galaxy(rng: np.random.Generator | int, size: int = 200,
     truth["class_id"] = np.array([1] * n_c + [2] * len(star_xy), dtype=np.int64)
     truth["flux_ratio"] = np.r_[clump_flux, star_flux] / host_total
     truth["flux_r"] = np.r_[clump_flux, star_flux]
+    truth["size_fwhm"] = extent
+    truth["size_fwhm"].description = "intrinsic FWHM / r-band PSF FWHM (0: a point)"
     truth["g_r"] = np.array([c_[0] for c_ in clump_col + star_col], dtype=np.float64)
     truth["r_i"] = np.array([c_[1] for c_ in clump_col + star_col], dtype=np.float64)
     truth["g_r"].unit = truth["r_i"].unit = "mag"
     truth.meta.update(psf_fwhm_pix=fwhm, moffat_beta=float(beta), host_flux_r=float(host_total),
                       sky=float(sky), r_eff=float(r_eff), x0=float(x0), y0=float(y0),
-                      pixel_scale_arcsec=float(scale))
+                      pixel_scale_arcsec=float(scale),
+                      host="smooth" if structure is None else "structured")
+    if structure is not None:
+        truth.meta["structure"] = structure.meta
     image = image_from_planes(planes, psf_fwhm_pix=fwhm)
     image.meta["synthetic"] = True
     return image, truth
 
 
-def synth_galaxies(n: int, seed: int = 0, size: int = 200
+def synth_galaxies(n: int, seed: int = 0, size: int = 200, host: str = "smooth"
                    ) -> Iterator[tuple[GalaxyImage, Table]]:
     """Yield ``n`` synthetic galaxies ``(image, truth)``; galaxy ``k`` depends only on
-    ``(seed, k)``, so a benchmark seed never overlaps a training seed's images."""
+    ``(seed, k)``, so a benchmark seed never overlaps a training seed's images.  ``host``
+    as in :func:`synth_galaxy`: galaxy k has the same clumps whatever the host."""
     for k in range(int(n)):
         rng = np.random.default_rng([int(seed), k, 0x6A1A])
-        yield synth_galaxy(rng, size=size)
+        yield synth_galaxy(rng, size=size, host=host)

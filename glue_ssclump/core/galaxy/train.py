@@ -26,7 +26,11 @@ from .image import GalaxyError, GalaxyImage
 from .model import DEFAULT_ARCH, GalaxyModel, build_detector
 from .synth import synth_galaxies
 
-__all__ = ["train_detector", "to_tensor", "targets_from_truth", "augment"]
+__all__ = ["TRAIN_HOSTS", "train_detector", "to_tensor", "targets_from_truth", "augment"]
+
+
+#: host kind the shipped model trains on (and fine-tuning on synthetic galaxies uses)
+TRAIN_HOSTS = "mixed"
 
 
 def to_tensor(rgb: np.ndarray) -> torch.Tensor:
@@ -94,6 +98,7 @@ def train_detector(
     *,
     n_train: int = 800,
     seed: int = 0,
+    hosts: str = TRAIN_HOSTS,
     arch: str = DEFAULT_ARCH,
     epochs: int = 6,
     batch_size: int = 8,
@@ -118,6 +123,10 @@ def train_detector(
     n_train, seed : int
         Number and seed of the synthetic galaxies when ``images`` is not given (the
         benchmark uses other seeds, so it never sees these).
+    hosts : str
+        Host kind of those synthetic galaxies: ``"smooth"``, ``"structured"`` or
+        ``"mixed"`` (see :func:`~.synth.synth_galaxy`; default :data:`TRAIN_HOSTS`, the
+        shipped model's).
     arch : str
         Detector architecture (see :mod:`.model`); ignored with ``init``.
     epochs, batch_size, lr, weight_decay, warmup : training settings (Adam).
@@ -157,7 +166,7 @@ def train_detector(
     samples: list[tuple[torch.Tensor, dict[str, torch.Tensor]]] = []
     synthetic = images is None
     if images is None:
-        images = synth_galaxies(n_train, seed=seed)
+        images = synth_galaxies(n_train, seed=seed, host=hosts)
         total_hint: int | None = n_train
     else:
         total_hint = len(images) if isinstance(images, Sequence) else None
@@ -179,6 +188,7 @@ def train_detector(
     total_steps = epochs * n_batches
     history: list[dict] = []
     config = {"n_images": len(samples), "synthetic_seed": seed if synthetic else None,
+              "hosts": hosts if synthetic else None,
               "epochs": epochs, "batch_size": batch_size, "lr": lr,
               "weight_decay": weight_decay, "crop": crop, "warmup": warmup,
               "optimizer": "Adam", "device": str(dev), "threads": torch.get_num_threads(),
