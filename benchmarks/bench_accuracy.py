@@ -41,7 +41,7 @@ synthetic_morph`): a candidate is true at the peak of a compact injected clump o
 that dominates the extended emission there; false candidates are filament beads, cloud
 fragments, pieces of large clumps, truncated clumps and noise peaks, many as bright as the
 clumps.  For each of ``--cubes`` cubes (seed 100 + k; the shipped context model was
-pretrained on seeds 0-1, the verifier was tuned on seeds 50-51) and each detector
+pretrained on seeds 0-5, the verifier was tuned on seeds 50-51) and each detector
 (FellWalker, ClumpFind), ``--runs`` draws of seeds (at most 1 % of the candidates, at
 least 10 per class; run r also seeds the training), scored on the other candidates:
 
