@@ -69,7 +69,7 @@ def _add_hosts(p: argparse.ArgumentParser, default: str | None) -> None:
 
 # --- train ----------------------------------------------------------------------------
 #: The recipe of the shipped model (``ssclump galaxy train --default``).
-DEFAULT_RECIPE = {"n_train": 600, "seed": 0, "epochs": 3, "stop_after": 2,
+DEFAULT_RECIPE = {"n_train": 3000, "seed": 0, "epochs": 6, "stop_after": None,
                   "batch_size": 4, "lr": 1e-3, "crop": 128}
 
 
@@ -120,8 +120,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         value = getattr(args, key)
         if value is not None:
             recipe[key] = value
-    if not args.default and args.stop_after is None:
-        recipe["stop_after"] = None  # only the shipped recipe stops early
     if args.default:
         out = args.out or DEFAULT_MODEL_PATH
     elif args.out:
