@@ -15,6 +15,10 @@ are labelled as seeds; every method is scored on all the *other* candidates:
   (e0) the shipped default model as it is, and
   (e) SS-3D-Clump fine-tuned from it (the normal path).
 
+With ``--context-models`` the pretrained context model's rows of the morphology path
+below ((e0) at p >= 0.5, the seeds' best-F1 cut and their ROC elbow; (e1) for several
+models) are added; ``--paper-runs N`` trains (b), (d) and (e) only in the first N runs.
+
 Each network is scored at p >= 0.5 and at the 'clusters' threshold
 (:func:`~glue_ssclump.core.verify.cluster_threshold`: as many clumps as the final
 Constrained-KMeans partition, seeded by the same seeds, holds; for (b) and (e0) a
@@ -151,8 +155,28 @@ def _show(log, name: str, m: dict[str, float]) -> None:
         + (f"  ({m['seconds']:.0f} s)" if "seconds" in m else ""))
 
 
-def one_run(r: int, shape, epochs: int, passes: int, log, diffuse_peak: float | None = None
+def context_rows(add, probs: list[np.ndarray], seeds: np.ndarray, label: str = "",
+                 seconds: float = 0.0) -> None:
+    """(e0) the first context model's p: at 0.5, at the seeds' best-F1 cut and at their
+    ROC elbow; (e1) with several models, their mean p at 0.5 and at the seeds' cut."""
+    known = seeds >= 0
+    add(f"(e0) context model{label}, p>=0.5", probs[0], seconds=seconds)
+    add(f"(e0) context model{label}, seed-placed threshold", probs[0],
+        seed_threshold(probs[0], seeds))
+    add(f"(e0) context model{label}, ROC elbow of the seeds", probs[0],
+        elbow_threshold(probs[0][known], seeds[known]))
+    if len(probs) > 1:
+        p_ens = np.mean(probs, axis=0)
+        add(f"(e1) context ensemble of {len(probs)}{label}, p>=0.5", p_ens)
+        add(f"(e1) context ensemble of {len(probs)}{label}, seed-placed threshold", p_ens,
+            seed_threshold(p_ens, seeds))
+
+
+def one_run(r: int, shape, epochs: int, passes: int, log, diffuse_peak: float | None = None,
+            context_models=(), label: str = "", paper: bool = True
             ) -> dict[str, dict[str, float]]:
+    """Every method on cube 100 + ``r``; ``paper=False`` skips the trained networks
+    (b), (d) and (e); ``context_models`` adds the pretrained context model's rows."""
     t0 = time.perf_counter()
     preset = PRESETS["benchmark"]
     if diffuse_peak is not None:
@@ -194,6 +218,19 @@ def one_run(r: int, shape, epochs: int, passes: int, log, diffuse_peak: float | 
     snr = np.asarray(cs.catalog["snr_peak"], dtype=float)
     cut = snr_threshold(snr, seeds)
     add("(c) peak-SNR cut on seeds", snr, cut)
+
+    if context_models:
+        from glue_ssclump.core.checkpoint import load_checkpoint
+
+        t0 = time.perf_counter()
+        ctx_src = cs.samples(arch="context")
+        probs = [infer(load_checkpoint(path)[0], ctx_src)[0] for path in context_models]
+        context_rows(add, probs, seeds, label, time.perf_counter() - t0)
+    if not paper:  # the untrained default model only: inference, no training
+        if DEFAULT_CHECKPOINT.is_file():
+            networks("(e0) default model, no fine-tuning",
+                     load_initial_model("default", "cpu"), None, 0.0)
+        return out
 
     t0 = time.perf_counter()
     torch.manual_seed(r)
@@ -300,18 +337,7 @@ def morph_cube(preset: str, cube_seed: int, runs: int, epochs: int, passes: int,
                 add("(d) paper network, fine-tuned", infer(res_d.model, paper_src)[0],
                     seconds=time.perf_counter() - t0)
             if context_models:
-                probs = ctx_probs
-                add(f"(e0) context model{label}, p>=0.5", probs[0], seconds=ctx_seconds)
-                add(f"(e0) context model{label}, seed-placed threshold", probs[0],
-                    seed_threshold(probs[0], seeds))
-                known = seeds >= 0
-                add(f"(e0) context model{label}, ROC elbow of the seeds", probs[0],
-                    elbow_threshold(probs[0][known], seeds[known]))
-                if len(probs) > 1:
-                    p_ens = np.mean(probs, axis=0)
-                    add(f"(e1) context ensemble of {len(probs)}{label}, p>=0.5", p_ens)
-                    add(f"(e1) context ensemble of {len(probs)}{label}, seed-placed "
-                        f"threshold", p_ens, seed_threshold(p_ens, seeds))
+                context_rows(add, ctx_probs, seeds, label, ctx_seconds)
             if context_models and r < ft_runs:
                 t0 = time.perf_counter()
                 res_e = train(ctx_src, seeds,
@@ -448,15 +474,16 @@ def main() -> None:
     ap.add_argument("--morph-epochs", type=int, default=2, help="(d): fine-tuning epochs")
     ap.add_argument("--morph-passes", type=int, default=2, help="(d): passes per epoch")
     ap.add_argument("--methods", nargs="+", default=("fellwalker", "clumpfind"))
-    ap.add_argument("--context-models", nargs="*", type=Path,
-                    default=[p for p in (DEFAULT_CHECKPOINT.with_name("ss3dclump_context.pt"),)
-                             if p.is_file()],
-                    help="pretrained arch='context' checkpoints: the first is (e0) and is "
-                         "fine-tuned for (e); several are also averaged (e1)")
+    ap.add_argument("--context-models", nargs="*", type=Path, default=None,
+                    help="pretrained arch='context' checkpoints: the first is (e0) and, on "
+                         "the morph presets, is fine-tuned for (e); several are also "
+                         "averaged (e1).  Default: the shipped one on the morph presets, "
+                         "none on 'benchmark'")
     ap.add_argument("--ft-epochs", type=int, default=2, help="(e): fine-tuning epochs")
     ap.add_argument("--ft-passes", type=int, default=1, help="(e): passes per epoch")
     ap.add_argument("--ft-runs", type=int, default=99, help="(e) only in the first N runs")
-    ap.add_argument("--paper-runs", type=int, default=99, help="(d) only in the first N runs")
+    ap.add_argument("--paper-runs", type=int, default=99,
+                    help="(d) only in the first N runs ('benchmark': (b), (d) and (e))")
     ap.add_argument("--context-label", default="",
                     help="appended to the context rows' names (e.g. ' v1')")
     ap.add_argument("--summarise", nargs="+", type=Path, default=(),
@@ -484,10 +511,18 @@ def main() -> None:
                                                    "summary": summary}, indent=1))
         return
     if args.preset != "benchmark":
+        if args.context_models is None:
+            args.context_models = [p for p in (DEFAULT_CHECKPOINT.with_name(
+                "ss3dclump_context.pt"),) if p.is_file()]
         morph_main(args)
         return
     settings = {"epochs": args.epochs, "passes": args.passes, "shape": list(args.shape),
                 "diffuse_peak": args.diffuse_peak}
+    if args.context_models:  # not in older files' settings, so only when used
+        settings.update(context_models=[str(p) for p in args.context_models],
+                        context_label=args.context_label)
+    if args.paper_runs < args.runs:
+        settings["paper_runs"] = args.paper_runs
     runs = []
     for path in args.merge:
         old = json.loads(path.read_text())
@@ -495,7 +530,8 @@ def main() -> None:
             raise SystemExit(f"{path} was run with {old['settings']}, not {settings}")
         runs += old["runs"]
     runs += [one_run(r, tuple(args.shape), args.epochs, args.passes, print,
-                     args.diffuse_peak)
+                     args.diffuse_peak, args.context_models or (), args.context_label,
+                     paper=r - args.first_run < args.paper_runs)
              for r in range(args.first_run, args.first_run + args.runs)]
     keys = ("P", "R", "F1", "Acc", "AUC", "F1_best_t", "F1_unamb", "rho_ambiguous")
     print(f"\nmean (min-max) over {len(runs)} runs, scored on the non-seed candidates:")
