@@ -64,7 +64,7 @@ def _examples(images: list, truths: list, results: dict, path: Path, n: int = 8)
     import matplotlib.pyplot as plt
 
     n = min(n, len(images))
-    fig, axes = plt.subplots(2, (n + 1) // 2, figsize=(3 * ((n + 1) // 2), 6.4))
+    fig, axes = plt.subplots(2, (n + 1) // 2, figsize=(3 * ((n + 1) // 2), 7.0))
     frcnn, base = results["frcnn"].detections, results["baseline"].detections
     for k, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -84,8 +84,8 @@ def _examples(images: list, truths: list, results: dict, path: Path, n: int = 8)
         ax.set_title(f"{k}: {t.meta['host']}", fontsize=8)
     fig.suptitle("truth (white), Faster R-CNN clumps (green), baseline clumps (magenta)",
                  fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
+    fig.savefig(path, dpi=64)
     plt.close(fig)
     return path
 
@@ -233,7 +233,7 @@ def main() -> int:
     train_wall = train_meta.get("wall_seconds") or (
         (train_meta.get("data_seconds") or 1e9) + (train_meta.get("train_seconds") or 0))
     print(f"training: {train_wall / 60:.1f} min wall for {train_meta.get('epochs_done')} "
-          f"epochs on {train_meta.get('threads')} threads (see galaxy_train_default_quiet.log)")
+          f"epochs on {train_meta.get('threads')} threads (see galaxy_train_default.log)")
     fr, bl = results["frcnn"].summary, results["baseline"].summary
     checks = {
         "completeness_ge_3pct>=0.85": fr["flux_ge_0.03"]["completeness"] >= 0.85,

@@ -19,7 +19,7 @@ the detector is trained on galaxies built here, following METHOD section 7:
   host structure is extended, so the injected clumps and stars stay the only truth).
 
 The image is the central 200 x 200 px the paper trains on.  Truth boxes are squares of
-half-side one PSF FWHM (at least 3 px) centred on each source.
+half-side one (observed) FWHM, at least 3 px, centred on each source.
 """
 
 from __future__ import annotations
@@ -154,7 +154,9 @@ def synth_galaxy(rng: np.random.Generator | int, size: int = 200,
         One row per source: ``x``, ``y`` (pix, numpy column / row), ``x_min``, ``y_min``,
         ``x_max``, ``y_max`` (the training box), ``class`` ('clump' / 'odd'),
         ``class_id`` (1 / 2), ``flux_ratio`` (r-band source flux / host flux, where the
-        host is disc + bulge + clumps inside the image), ``flux_r``, ``g_r``, ``r_i``.
+        host is disc + bulge + clumps inside the image), ``flux_r``, ``g_r``, ``r_i``,
+        ``size_fwhm`` (intrinsic FWHM / PSF FWHM: 0 for points; a resolved clump's box
+        has the half-side of its observed FWHM).
         ``meta``: ``psf_fwhm_pix``, ``host_flux_r``, ``sky``, ``r_eff``, ``x0``, ``y0``,
         ``host`` ('smooth' / 'structured') and, for a structured host, ``structure``.
     """
