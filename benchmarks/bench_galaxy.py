@@ -5,8 +5,9 @@
 Accuracy: the shipped (or given) Faster R-CNN and the classical baseline (DAOStarFinder
 on the residual of a median-filtered galaxy) on ``--n`` synthetic galaxies of seed
 ``--seed`` and host kind ``--hosts`` (smooth Sersic discs with point clumps, structured
-discs with arms, texture, bars, dust and resolved clumps, or a 50/50 mixture) (the default model trained on seed 0: ``synth_galaxies`` draws galaxy k of
-seed s from ``default_rng([s, k, const])``, so no benchmark galaxy was trained on).
+discs with arms, texture, bars, dust and resolved clumps, or a 50/50 mixture).  The
+default model trained on seed 0 (``synth_galaxies`` draws galaxy k of seed s from
+``default_rng([s, k, const])``), so no benchmark galaxy was trained on.
 Completeness and purity at score >= 0.3 for clump flux ratios >= 3 % and >= 8 %,
 class-aware ('clump'), matched within 0.75 PSF FWHM, against the issue's targets
 (>= 0.85 at 3 %, >= 0.9 at 8 %, F1 >= the baseline's + 0.1).  Speed: network only and

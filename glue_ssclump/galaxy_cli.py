@@ -26,7 +26,7 @@ def _threads(n: int | None) -> None:
 
 # --- synth ----------------------------------------------------------------------------
 def run_synth(out: str | Path, n: int, seed: int = 0, size: int = 200, png: bool = True,
-              host: str = "smooth") -> list[Path]:
+              host: str = "mixed") -> list[Path]:
     """Write ``n`` synthetic galaxies into ``out``: ``galaxy_NNNN.fits`` (g, r, i cube),
     ``galaxy_NNNN_truth.ecsv`` and (``png``) ``galaxy_NNNN.png`` (the Lupton RGB).
     ``host``: 'smooth', 'structured' or 'mixed' (:func:`~.core.galaxy.synth_galaxy`)."""
@@ -75,9 +75,8 @@ DEFAULT_RECIPE = {"n_train": 3000, "seed": 0, "epochs": 6, "stop_after": None,
 
 def run_train(out: str | Path, *, n_train: int, seed: int, epochs: int, batch_size: int,
               lr: float, crop: int | None, arch: str, hosts: str | None = None,
-              device: str = "auto",
-              quiet: bool = False, init: str | None = None, stop_after: int | None = None
-              ) -> Path:
+              device: str = "auto", quiet: bool = False, init: str | None = None,
+              stop_after: int | None = None) -> Path:
     """Train a detector on synthetic galaxies (``hosts``: default the shipped model's) and
     save it (float16 weights) to ``out``, after every epoch and at the end."""
     from .core.galaxy import (
@@ -100,9 +99,10 @@ def run_train(out: str | Path, *, n_train: int, seed: int, epochs: int, batch_si
     t0 = time.perf_counter()
     with tqdm_progress("galaxy train", disable=quiet or None) as progress:
         model, history = train_detector(
-            n_train=n_train, seed=seed, hosts=hosts or TRAIN_HOSTS, epochs=epochs, batch_size=batch_size, lr=lr,
-            crop=crop, arch=arch, init=start_model, device=device, progress=progress,
-            on_epoch=on_epoch, checkpoint=out, stop_after=stop_after)
+            n_train=n_train, seed=seed, hosts=hosts or TRAIN_HOSTS, epochs=epochs,
+            batch_size=batch_size, lr=lr, crop=crop, arch=arch, init=start_model,
+            device=device, progress=progress, on_epoch=on_epoch, checkpoint=out,
+            stop_after=stop_after)
     wall = time.perf_counter() - t0
     model.metadata["training"]["wall_seconds"] = round(wall, 1)
     path = save_galaxy_checkpoint(out, model)
@@ -229,7 +229,7 @@ def _read_synth_dir(folder: Path):
 
 def run_eval(out: str | Path, folder: str | None = None, n: int = 50, seed: int = 1000,
              model: str | None = None, baseline: bool = True, score_min: float = 0.3,
-             device: str = "auto", quiet: bool = False, hosts: str = "smooth") -> dict:
+             device: str = "auto", quiet: bool = False, hosts: str = "mixed") -> dict:
     """Score the detector (and the classical baseline) on synthetic galaxies with truth;
     write ``OUT/evaluation.json`` and ``OUT/evaluation.png``."""
     from .core.atomic import write_atomic

@@ -33,7 +33,8 @@ from .synth import CLASS_NAMES, HOSTS, synth_galaxies, synth_galaxy
 from .train import TRAIN_HOSTS, train_detector
 
 __all__ = [
-    "HOSTS", "SCORE_MIN", "TRAIN_HOSTS", "Candidates", "GalaxyEvaluation", "aperture_fluxes", "baseline_clumps",
+    "HOSTS", "SCORE_MIN", "TRAIN_HOSTS", "Candidates", "GalaxyEvaluation", "aperture_fluxes",
+    "baseline_clumps",
     "class_agnostic_nms", "count", "detect_clumps", "evaluate", "flux_ratios", "host_mask",
     "match", "merge_close", "plot_evaluation",
     "ARCHS", "CLASS_NAMES", "DEFAULT_ARCH", "DEFAULT_MODEL_PATH", "DEFAULT_PSF_FWHM_PIX",

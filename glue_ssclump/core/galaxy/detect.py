@@ -192,7 +192,8 @@ def baseline_raw(image: GalaxyImage, filter_fwhm: float = 3.0, kernel_fwhm: floa
     covers less than half of it, so it does not enter the model).  Scores are
     ``snr / (snr + 10)`` with ``snr`` = peak / noise, so score 0.3 is a 4.3-sigma peak
     and the same thresholds sweep both methods.  The galaxy's own centre (the light-weighted
-    centre of the smooth model in the host segment) is not a candidate: a classical finder knows the bulge is there.
+    centre of the smooth model in the host segment) is not a candidate: a classical finder
+    knows the bulge is there.
     Sources redder than :data:`BASELINE_ODD_G_R` in g - r are 'odd'.
 
     Parameters
