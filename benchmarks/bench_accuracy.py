@@ -58,6 +58,8 @@ least 10 per class; run r also seeds the training), scored on the other candidat
   (e0) the pretrained context model (``arch='context'``, ``--context-models``) as it is:
       p >= 0.5, the cut with the best F1 on the seeds, and the seeds' ROC elbow,
   (e1) with several ``--context-models``: their mean p, same rules,
+  (e2) a logistic regression fitted on the seeds to logit(p) of (e0) and log peak SNR
+      (also on 'benchmark'), p >= 0.5,
   (e) (e0) fine-tuned by the paper's loop (``--ft-epochs`` x ``--ft-passes``), p >= 0.5.
 
 Usage::
@@ -155,10 +157,26 @@ def _show(log, name: str, m: dict[str, float]) -> None:
         + (f"  ({m['seconds']:.0f} s)" if "seconds" in m else ""))
 
 
+def seed_logistic(p: np.ndarray, snr: np.ndarray, seeds: np.ndarray) -> np.ndarray:
+    """(e2): logistic regression on the seeds of logit(p) and log peak SNR (standardised,
+    C=1, balanced classes); its p for every candidate."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    q = np.clip(p, 1e-4, 1 - 1e-4)
+    x = np.column_stack([np.log(q / (1 - q)), np.log(np.maximum(snr, 1e-3))])
+    idx = np.flatnonzero(seeds >= 0)
+    clf = make_pipeline(StandardScaler(),
+                        LogisticRegression(C=1.0, class_weight="balanced"))
+    return clf.fit(x[idx], seeds[idx]).predict_proba(x)[:, 1]
+
+
 def context_rows(add, probs: list[np.ndarray], seeds: np.ndarray, label: str = "",
-                 seconds: float = 0.0) -> None:
+                 seconds: float = 0.0, snr: np.ndarray | None = None) -> None:
     """(e0) the first context model's p: at 0.5, at the seeds' best-F1 cut and at their
-    ROC elbow; (e1) with several models, their mean p at 0.5 and at the seeds' cut."""
+    ROC elbow; (e1) with several models, their mean p at 0.5 and at the seeds' cut;
+    (e2) with ``snr`` (the candidates' peak SNR), :func:`seed_logistic` at 0.5."""
     known = seeds >= 0
     add(f"(e0) context model{label}, p>=0.5", probs[0], seconds=seconds)
     add(f"(e0) context model{label}, seed-placed threshold", probs[0],
@@ -170,6 +188,9 @@ def context_rows(add, probs: list[np.ndarray], seeds: np.ndarray, label: str = "
         add(f"(e1) context ensemble of {len(probs)}{label}, p>=0.5", p_ens)
         add(f"(e1) context ensemble of {len(probs)}{label}, seed-placed threshold", p_ens,
             seed_threshold(p_ens, seeds))
+    if snr is not None:
+        add(f"(e2) context model{label} + log peak SNR, logistic on the seeds",
+            seed_logistic(probs[0], snr, seeds))
 
 
 def one_run(r: int, shape, epochs: int, passes: int, log, diffuse_peak: float | None = None,
@@ -225,7 +246,7 @@ def one_run(r: int, shape, epochs: int, passes: int, log, diffuse_peak: float | 
         t0 = time.perf_counter()
         ctx_src = cs.samples(arch="context")
         probs = [infer(load_checkpoint(path)[0], ctx_src)[0] for path in context_models]
-        context_rows(add, probs, seeds, label, time.perf_counter() - t0)
+        context_rows(add, probs, seeds, label, time.perf_counter() - t0, snr)
     if not paper:  # the untrained default model only: inference, no training
         if DEFAULT_CHECKPOINT.is_file():
             networks("(e0) default model, no fine-tuning",
@@ -337,7 +358,7 @@ def morph_cube(preset: str, cube_seed: int, runs: int, epochs: int, passes: int,
                 add("(d) paper network, fine-tuned", infer(res_d.model, paper_src)[0],
                     seconds=time.perf_counter() - t0)
             if context_models:
-                context_rows(add, ctx_probs, seeds, label, ctx_seconds)
+                context_rows(add, ctx_probs, seeds, label, ctx_seconds, snr)
             if context_models and r < ft_runs:
                 t0 = time.perf_counter()
                 res_e = train(ctx_src, seeds,
