@@ -92,10 +92,12 @@ def _examples(images: list, truths: list, results: dict, path: Path, n: int = 8)
 
 
 def main() -> int:
+    from glue_ssclump.core.galaxy import HOSTS, TRAIN_HOSTS
+
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--seed", type=int, default=1000)
-    ap.add_argument("--hosts", default="mixed", choices=("smooth", "structured", "mixed"))
+    ap.add_argument("--hosts", default=TRAIN_HOSTS, choices=HOSTS)
     ap.add_argument("--model", default=None, help="checkpoint (default: the shipped one)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--speed-n", type=int, default=40, help="images timed for speed")

@@ -26,19 +26,21 @@ def _threads(n: int | None) -> None:
 
 # --- synth ----------------------------------------------------------------------------
 def run_synth(out: str | Path, n: int, seed: int = 0, size: int = 200, png: bool = True,
-              host: str = "mixed") -> list[Path]:
+              host: str | None = None) -> list[Path]:
     """Write ``n`` synthetic galaxies into ``out``: ``galaxy_NNNN.fits`` (g, r, i cube),
     ``galaxy_NNNN_truth.ecsv`` and (``png``) ``galaxy_NNNN.png`` (the Lupton RGB).
-    ``host``: 'smooth', 'structured' or 'mixed' (:func:`~.core.galaxy.synth_galaxy`)."""
+    ``host``: 'smooth', 'structured' or 'mixed' (:func:`~.core.galaxy.synth_galaxy`;
+    default the shipped model's, ``TRAIN_HOSTS``)."""
     from PIL import Image
 
     from .core.atomic import write_atomic
-    from .core.galaxy import synth_galaxies, write_gri_fits
+    from .core.galaxy import TRAIN_HOSTS, synth_galaxies, write_gri_fits
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for k, (image, truth) in enumerate(synth_galaxies(n, seed=seed, size=size, host=host)):
+    for k, (image, truth) in enumerate(synth_galaxies(n, seed=seed, size=size,
+                                                             host=host or TRAIN_HOSTS)):
         stem = out / f"galaxy_{k:04d}"
         written.append(write_gri_fits(stem.with_suffix(".fits"), image))
         written.append(write_atomic(f"{stem}_truth.ecsv",
@@ -58,13 +60,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_hosts(p: argparse.ArgumentParser, default: str | None) -> None:
+def _add_hosts(p: argparse.ArgumentParser) -> None:
     from .core.galaxy import HOSTS, TRAIN_HOSTS
 
-    shown = default or f"{TRAIN_HOSTS}, the shipped model's"
-    p.add_argument("--hosts", default=default, choices=HOSTS,
+    p.add_argument("--hosts", default=TRAIN_HOSTS, choices=HOSTS,
                    help="synthetic host galaxies: smooth Sersic discs, structured (arms, "
-                        f"texture, bars, dust lanes) or mixed 50/50 (default {shown})")
+                        "texture, bars, dust lanes) or mixed 50/50 (default "
+                        f"{TRAIN_HOSTS}, the shipped model's)")
 
 
 # --- train ----------------------------------------------------------------------------
@@ -112,10 +114,10 @@ def run_train(out: str | Path, *, n_train: int, seed: int, epochs: int, batch_si
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .core.galaxy import DEFAULT_MODEL_PATH, TRAIN_HOSTS
+    from .core.galaxy import DEFAULT_MODEL_PATH
 
     _threads(args.threads)
-    recipe = dict(DEFAULT_RECIPE, hosts=TRAIN_HOSTS)
+    recipe = dict(DEFAULT_RECIPE, hosts=args.hosts)  # --hosts defaults to TRAIN_HOSTS
     for key in recipe:
         value = getattr(args, key)
         if value is not None:
@@ -229,16 +231,17 @@ def _read_synth_dir(folder: Path):
 
 def run_eval(out: str | Path, folder: str | None = None, n: int = 50, seed: int = 1000,
              model: str | None = None, baseline: bool = True, score_min: float = 0.3,
-             device: str = "auto", quiet: bool = False, hosts: str = "mixed") -> dict:
+             device: str = "auto", quiet: bool = False, hosts: str | None = None) -> dict:
     """Score the detector (and the classical baseline) on synthetic galaxies with truth;
     write ``OUT/evaluation.json`` and ``OUT/evaluation.png``."""
     from .core.atomic import write_atomic
-    from .core.galaxy import evaluate, plot_evaluation, synth_galaxies
+    from .core.galaxy import TRAIN_HOSTS, evaluate, plot_evaluation, synth_galaxies
     from .core.progress import tqdm_progress
 
     if folder:
         images, truths = _read_synth_dir(Path(folder))
     else:
+        hosts = hosts or TRAIN_HOSTS
         pairs = list(synth_galaxies(n, seed=seed, host=hosts))
         images, truths = [p[0] for p in pairs], [p[1] for p in pairs]
     results = []
@@ -297,7 +300,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help="random seed (default 1000; the default model trained on seed 0)")
     p.add_argument("--size", type=int, default=200, help="image side in px (default 200)")
     p.add_argument("--no-png", action="store_true", help="FITS and truth only")
-    _add_hosts(p, "mixed")
+    _add_hosts(p)
     p.set_defaults(func=cmd_synth)
 
     p = gsub.add_parser(
@@ -318,7 +321,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--stop-after", dest="stop_after", type=int, default=None,
                    help="run only the first N epochs of the --epochs learning-rate schedule")
     p.add_argument("--init", default=None, help="fine-tune this checkpoint")
-    _add_hosts(p, None)
+    _add_hosts(p)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -355,7 +358,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="checkpoint (default: the shipped model)")
     p.add_argument("--score-min", dest="score_min", type=float, default=0.3)
     p.add_argument("--no-baseline", action="store_true", help="skip the classical baseline")
-    _add_hosts(p, "mixed")
+    _add_hosts(p)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval)

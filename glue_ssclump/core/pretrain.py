@@ -279,8 +279,8 @@ def train_context_default(out_path: str | Path, seeds: Sequence[int] = CONTEXT_T
     Supervised on the truth of every candidate (synthetic cubes have it) of
     ``seeds`` x :data:`CONTEXT_TRAIN_PRESETS` x :data:`CONTEXT_TRAIN_METHODS`, Adam
     (lr 1e-3, batch 64), ``passes`` passes with random flips (:class:`FlipAugment`,
-    unless ``augment`` is False), then BatchNorm statistics recomputed.  On a new cube the paper's loop fine-tunes it
-    from a few seeds, as it does the paper's default model.
+    unless ``augment`` is False), then BatchNorm statistics recomputed.  On a new cube
+    the paper's loop fine-tunes it from a few seeds, as it does the paper's default model.
 
     Returns
     -------

@@ -36,11 +36,9 @@ from ..core.labels import LABEL_NONE, write_labels_csv
 from .pairing import (
     CATALOG_META_KEYS,
     KEY,
-    META_DETECTOR,
     META_GLUE_ONLY,
     META_HEADER,
     META_PARAMS,
-    META_RMS,
     META_ROLE,
     component_names,
     cube_data_for,
@@ -140,10 +138,9 @@ def catalog_table(obj: Data | Subset | Table,
 def _catalog_meta(data: Data) -> dict[str, Any]:
     """The table meta of :func:`~glue_ssclump.core.catalog.build_catalog`, from Data.meta."""
     meta: dict[str, Any] = {}
-    keys = {key: meta_key(key) for key in CATALOG_META_KEYS}
-    keys.update(detector=META_DETECTOR, rms=META_RMS)
-    for key, stored in keys.items():
-        value = data.meta.get(stored)
+    # META_DETECTOR and META_RMS are meta_key("detector") and meta_key("rms")
+    for key in (*CATALOG_META_KEYS, "detector", "rms"):
+        value = data.meta.get(meta_key(key))
         if isinstance(value, (str, int, float)):
             meta[key] = value
     params = data.meta.get(META_PARAMS)

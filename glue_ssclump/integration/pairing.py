@@ -41,23 +41,24 @@ KEY = "clump_id"
 #: Component of the cube dataset holding the intensities.
 CUBE_COMPONENT = "intensity"
 
+def meta_key(name: str) -> str:
+    """The ``Data.meta`` key under which glue-ssclump keeps ``name`` (a catalogue's table
+    meta ``name`` among them)."""
+    return f"ssclump_{name}"
+
+
 # Data.meta keys (plain strings / numbers, so glue sessions save them).
 META_ROLE = "ssclump_role"  # "cube" or "catalog"
 META_CUBE = "ssclump_cube_uuid"  # catalogue: uuid of the cube dataset it describes
 META_HEADER = "ssclump_header"  # cube: 3D FITS header (spectral km/s), for mask export
 META_LINKED = "ssclump_linked"  # catalogue: links were added (or offered) once
-META_DETECTOR = "ssclump_detector"
-META_RMS = "ssclump_rms"
+META_DETECTOR = meta_key("detector")
+META_RMS = meta_key("rms")
 META_PARAMS = "ssclump_params"  # JSON
-META_SOURCE = "ssclump_source"  # the file the data were read from
+META_SOURCE = meta_key("source")  # the file the data were read from
 META_GLUE_ONLY = "ssclump_glue_only"  # catalogue: comma-separated display-only columns
 #: Table meta of a candidate catalogue kept in its ``Data.meta`` as :func:`meta_key`.
 CATALOG_META_KEYS = ("frame", "lon_name", "lat_name", "spectral_type", "unit", "source")
-
-
-def meta_key(name: str) -> str:
-    """The ``Data.meta`` key under which a catalogue's table meta ``name`` is kept."""
-    return f"ssclump_{name}"
 
 
 def component_names(data: BaseData) -> list[str]:

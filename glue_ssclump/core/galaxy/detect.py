@@ -185,7 +185,7 @@ def detect_clumps(image: GalaxyImage, model: GalaxyModel | str | os.PathLike | N
 
 
 def baseline_raw(image: GalaxyImage, filter_fwhm: float = 3.0, kernel_fwhm: float = 1.0,
-                 sharplo: float = 0.2, odd_g_r: float | None = None) -> Candidates:
+                 sharplo: float = 0.2, odd_g_r: float = BASELINE_ODD_G_R) -> Candidates:
     """Classical candidates: DAOStarFinder on the residual of a smooth galaxy model.
 
     The smooth model is a median filter ``filter_fwhm`` PSF FWHMs wide (a point source
@@ -206,8 +206,8 @@ def baseline_raw(image: GalaxyImage, filter_fwhm: float = 3.0, kernel_fwhm: floa
         DAOStarFinder's kernel FWHM, in PSF FWHMs (above 1 favours resolved clumps).
     sharplo : float
         DAOStarFinder's lower sharpness limit (lower keeps broader sources).
-    odd_g_r : float, optional
-        g - r above which a source is 'odd' (default :data:`BASELINE_ODD_G_R`).
+    odd_g_r : float
+        g - r above which a source is 'odd'.
     """
     from photutils.detection import DAOStarFinder
     from scipy.ndimage import median_filter, zoom
@@ -250,7 +250,7 @@ def baseline_raw(image: GalaxyImage, filter_fwhm: float = 3.0, kernel_fwhm: floa
     rf = aperture_fluxes(r, x, y, fwhm)
     with np.errstate(invalid="ignore", divide="ignore"):
         g_r = -2.5 * np.log10(np.clip(g, 1e-12, None) / np.clip(rf, 1e-12, None))
-    labels = np.where(g_r > (BASELINE_ODD_G_R if odd_g_r is None else odd_g_r), 2, 1)
+    labels = np.where(g_r > odd_g_r, 2, 1)
     h = max(fwhm, 3.0)
     boxes = np.stack([x - h, y - h, x + h, y + h], axis=1)
     scores = np.clip(snr, 0, None) / (np.clip(snr, 0, None) + 10.0)

@@ -165,8 +165,8 @@ def evaluate(images: Sequence[GalaxyImage], truths: Sequence[Table],
              model: GalaxyModel | str | os.PathLike | None = None, *, method: str = "frcnn",
              score_min: float = SCORE_MIN, thresholds: Sequence[float] = THRESHOLDS,
              flux_cuts: Sequence[float] = FLUX_CUTS, klass: str = "clump",
-             progress: Progress | None = None, device: str | torch.device = "cpu"
-             ) -> GalaxyEvaluation:
+             progress: Progress | None = None, device: str | torch.device = "cpu",
+             baseline_options: dict | None = None) -> GalaxyEvaluation:
     """Run a method on galaxies with truth and score it the paper's way.
 
     Parameters
@@ -190,6 +190,8 @@ def evaluate(images: Sequence[GalaxyImage], truths: Sequence[Table],
         Per image; cancellable.
     device : str
         Torch device for the detector.
+    baseline_options : dict, optional
+        Keyword settings of :func:`~.detect.baseline_raw` for ``method="baseline"``.
 
     Returns
     -------
@@ -208,7 +210,8 @@ def evaluate(images: Sequence[GalaxyImage], truths: Sequence[Table],
     seconds = 0.0
     for k, image in enumerate(images):
         t0 = time.perf_counter()
-        raw = raw_predictions(gm, image) if gm is not None else baseline_raw(image)
+        raw = (raw_predictions(gm, image) if gm is not None
+               else baseline_raw(image, **(baseline_options or {})))
         host = host_mask(image)
         cat = catalogue(postprocess(raw, image, score_min, host=host), image, host,
                         {"method": method})
