@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .core.errors import SSClumpError
 from .core.labels import DEFAULT_BAND, DEFAULT_THRESHOLD
+from .core.train_config import ARCH_NAMES
 from .version import __version__
 
 DEFAULT_CUBE = Path(__file__).parent / "data" / "l1448_13co.fits"
@@ -186,7 +187,7 @@ def run_verify(
     quiet: bool = False,
     cube=None,
     rms: float | None = None,
-    arch: str = "paper",
+    arch: str | None = None,
 ):
     """Train (with labels) and verify the candidates of an ``ssclump detect`` directory.
 
@@ -303,8 +304,10 @@ def run_demo(out: str | Path, cube_path: str | Path = DEFAULT_CUBE, epochs: int 
     print(f"      seeds: {n_pos} clumps (ClumpFind x dendrogram matches), "
           f"{len(seeds) - n_pos} not clumps (faint, unmatched) -> {seeds_path}")
     print(f"[2/2] SS-3D-Clump: fine-tuning for {epochs} epochs, then verifying")
+    # The demo shows the in-session retraining of the paper's method on labels; the
+    # default verifier (the ensemble) is never trained (docs/verifier.md).
     result = run_verify(det_dir, cube_path, seeds, epochs=epochs, init=init, quiet=quiet,
-                        cube=det.cube)
+                        cube=det.cube, arch="paper")
     print(_verify_summary(result))
     paths = {"dir": det_dir, "catalog": det_dir / "catalog.fits", "mask": det_dir / "mask.fits",
              "model": det_dir / "model.pt", "seeds": seeds_path}
@@ -435,9 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "verify",
-        help="verify candidates with SS-3D-Clump (training first when labels are given)",
-        description="Verify the candidates of an `ssclump detect` directory. With --labels "
-        "the model is fine-tuned (seeds = the labelled candidates) before verifying. Adds "
+        help="verify candidates (the ensemble verifier; or SS-3D-Clump fine-tuned on labels)",
+        description="Verify the candidates of an `ssclump detect` directory. By default the "
+        "ensemble verifier (the shipped context and paper networks) scores them as it is; "
+        "with --arch paper (or context) and --labels that network is fine-tuned (seeds = "
+        "the labelled candidates) before verifying. Adds "
         "p_clump, verdict and label to DIR/catalog.fits and writes DIR/model.pt, "
         "DIR/training_log.csv and DIR/training.png.",
         epilog="LABELS.csv has a header line `clump_id,label` and one row per labelled "
@@ -464,9 +469,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rms", type=float, default=None,
                    help="noise rms (K) of the samples' background noise; default the "
                         "catalogue's, else estimated. The verdicts depend on it")
-    p.add_argument("--arch", default="paper", choices=("paper", "context"),
-                   help="network for --init default/scratch: the paper's (default) or "
-                        "'context' (surroundings, masks and SNR as extra channels)")
+    p.add_argument("--arch", default=None, choices=ARCH_NAMES,
+                   help="'ensemble': the default verifier, the shipped context and paper "
+                        "networks applied as they are (never trained; the default with "
+                        "--init default); 'paper': the paper's network, fine-tuned on "
+                        "--labels (the default with another --init); 'context': "
+                        "surroundings, masks and SNR as extra channels")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_verify)
 

@@ -29,6 +29,7 @@ import torch
 
 from ..version import __version__
 from .device import resolve_device
+from .ensemble import ENSEMBLE_ARCH_VERSION, EnsembleNet
 from .errors import SSClumpError
 from .model import ARCH_VERSION, ARCHS, INPUT_SIZE, SSClumpNet
 
@@ -79,8 +80,8 @@ def _plain(value: Any, where: str) -> Any:
     )
 
 
-def save_checkpoint(path: str | os.PathLike, model: SSClumpNet, metadata: dict | None = None
-                    ) -> Path:
+def save_checkpoint(path: str | os.PathLike, model: SSClumpNet | EnsembleNet,
+                    metadata: dict | None = None) -> Path:
     """Write ``model``'s weights and ``metadata`` to one file (atomically).
 
     Parameters
@@ -88,8 +89,9 @@ def save_checkpoint(path: str | os.PathLike, model: SSClumpNet, metadata: dict |
     path : str or PathLike
         Destination (conventionally ``*.pt``).  Written to a temporary file in the same
         folder first and renamed, so an interrupted save never leaves a half file.
-    model : SSClumpNet
-        The network; its weights are stored on the CPU.
+    model : SSClumpNet or EnsembleNet
+        The network (or the two networks of the ensemble verifier); its weights are
+        stored on the CPU.
     metadata : dict, optional
         Caller's entries: training configuration, seed counts, metrics, ...  Plain types
         only (numpy scalars and arrays are converted).  ``arch_version``,
@@ -111,7 +113,7 @@ def save_checkpoint(path: str | os.PathLike, model: SSClumpNet, metadata: dict |
     meta.setdefault("normalisation", NORMALISATION)
     meta.update(
         arch_version=getattr(model, "arch_version", ARCH_VERSION),
-        # 'paper' or 'context' (model.ARCHS); files without it are 'paper' networks
+        # 'paper', 'context' (model.ARCHS) or 'ensemble'; files without it are 'paper'
         arch=getattr(model, "arch", "paper"),
         input_size=INPUT_SIZE,
         package_version=__version__,
@@ -193,7 +195,7 @@ def _check_payload(obj: Any, path: Path) -> dict:
             f"{path} is damaged: metadata or weights are missing; retrain and save the model"
         )
     arch = meta.get("arch_version")
-    known = {version for _, version in ARCHS.values()}
+    known = {version for _, version in ARCHS.values()} | {ENSEMBLE_ARCH_VERSION}
     if arch not in known:
         saved_with = meta.get("package_version", "an unknown version")
         raise CheckpointError(
@@ -217,7 +219,7 @@ def _check_payload(obj: Any, path: Path) -> dict:
 
 
 def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"
-                    ) -> tuple[SSClumpNet, dict]:
+                    ) -> tuple[SSClumpNet | EnsembleNet, dict]:
     """Read a checkpoint written by :func:`save_checkpoint`.
 
     Parameters
@@ -229,7 +231,7 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"
 
     Returns
     -------
-    model : SSClumpNet
+    model : SSClumpNet or EnsembleNet
         In eval mode, on ``device``.
     metadata : dict
         Everything saved: the caller's entries plus ``arch_version``, ``input_size``,
@@ -249,8 +251,12 @@ def load_checkpoint(path: str | os.PathLike, device: str | torch.device = "cpu"
     if not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
         raise CheckpointError(f"{path} is damaged: invalid dropout {dropout!r}; retrain")
     # Checkpoints written before the 'arch' field existed hold the paper's network.
-    name = next(a for a, (_, v) in ARCHS.items() if v == payload["metadata"]["arch_version"])
-    model = SSClumpNet(dropout=float(dropout), in_channels=ARCHS[name][0])
+    version = payload["metadata"]["arch_version"]
+    if version == ENSEMBLE_ARCH_VERSION:
+        name, model = "ensemble", EnsembleNet()
+    else:
+        name = next(a for a, (_, v) in ARCHS.items() if v == version)
+        model = SSClumpNet(dropout=float(dropout), in_channels=ARCHS[name][0])
 
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))

@@ -1,8 +1,8 @@
 """The long-work API shared by the CLI, the glue integration and the Qt front end.
 
 :func:`detect` (cube -> mask -> catalogue, optionally cross-matched with a second
-detector) and :func:`verify` (candidates + manual labels -> fine-tuned SS-3D-Clump ->
-``p_clump`` / ``verdict`` / ``label`` columns) each take one
+detector) and :func:`verify` (candidates + manual labels -> the ensemble verifier, or
+SS-3D-Clump fine-tuned on the labels -> ``p_clump`` / ``verdict`` / ``label`` columns) each take one
 :class:`~glue_ssclump.core.progress.Progress`, so a front end shows one bar and can
 cancel at any batch.  Nothing here writes files; :func:`save_verification` does.
 """
@@ -37,6 +37,7 @@ from .labels import (
 from .model import ARCH_VERSION, INPUT_SIZE, infer
 from .progress import Progress, ensure_progress
 from .samples import CandidateSamples
+from .train_config import ARCH_NAMES
 from .training import EpochRecord, TrainConfig, TrainResult, load_initial_model, train
 from .verify import cluster_threshold, elbow_threshold, seed_f1_threshold, verify_catalog
 
@@ -175,11 +176,17 @@ def verify(
     heldout: tuple[np.ndarray, np.ndarray] | None = None,
     rms: float | None = None,
     sample_seed: int = 0,
-    arch: str = "paper",
+    arch: str | None = None,
     progress: Progress | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> Verification:
-    """Fine-tune SS-3D-Clump on labelled candidates and verify every candidate.
+    """Verify every candidate: the default verifier, or SS-3D-Clump fine-tuned on labels.
+
+    With the defaults (``init='default'``, no ``arch``, ``train_model`` not True) the
+    candidates are scored by the ensemble verifier (``arch='ensemble'``: the shipped
+    context and paper networks together, applied as they are; docs/verifier.md).  Asking
+    for training (``train_model=True``) or for ``arch='paper'`` / ``'context'``
+    fine-tunes that network on the labelled candidates by the paper's loop.
 
     Parameters
     ----------
@@ -198,8 +205,9 @@ def verify(
         Starting model: the shipped checkpoint (normal), new weights, a checkpoint file,
         or a model object.
     train_model : bool, optional
-        Train before verifying; default: when ``labels`` holds seeds.  ``False`` is
-        "verify only" (apply ``init`` as it is).
+        Train before verifying; default: when ``labels`` holds seeds, except for the
+        ensemble verifier, which is never trained.  ``False`` is "verify only" (apply
+        ``init`` as it is).
     threshold : float, 'clusters', 'elbow' or 'seeds'
         p(clump) at which a candidate is a clump.  'clusters' calls as many candidates
         clumps as the final Constrained-KMeans partition (seeded by the labelled
@@ -224,10 +232,13 @@ def verify(
         meta (``ssclump_rms``, ``ssclump_rms_source``): the verdicts depend on it.
     sample_seed : int
         Seed of the sample background noise.
-    arch : {'paper', 'context'}
+    arch : {'ensemble', 'paper', 'context'}, optional
         Network for ``init='default'`` / ``'scratch'`` (a checkpoint or model object
         brings its own): 'paper' is the reference network on the paper's samples,
-        'context' adds the surroundings, masks and SNR (:mod:`~glue_ssclump.core.context`).
+        'context' adds the surroundings, masks and SNR (:mod:`~glue_ssclump.core.context`),
+        'ensemble' is both shipped networks voting (:mod:`~glue_ssclump.core.ensemble`;
+        ``init='default'`` only, never trained).  Default: 'ensemble' for
+        ``init='default'`` unless ``train_model=True``, else 'paper'.
     progress : Progress, optional
     on_epoch : callable, optional
         Called with every completed epoch's record (live plots).
@@ -253,8 +264,7 @@ def verify(
         if not pool.any():
             raise ValueError("the candidate pool is empty: choose a subset that holds "
                              "candidates, or use all candidates")
-    if train_model is None:
-        train_model = bool(np.any(seeds >= 0))
+    arch = resolve_arch(arch, init, train_model)
     rms_source = "option"
     if rms is None and catalog.meta.get("rms") is not None:
         rms, rms_source = float(catalog.meta["rms"]), "catalogue"
@@ -262,8 +272,15 @@ def verify(
         rms, rms_source = float(estimate_rms(np.asarray(data, dtype=np.float32))), "estimate"
     model = init if isinstance(init, torch.nn.Module) else load_initial_model(
         init, config.device, arch=arch)
-    # The network's architecture decides what a sample is (1 or 4 channels).
-    sample_cls = ContextSamples if getattr(model, "arch", "paper") == "context" \
+    ensemble = getattr(model, "arch", "paper") == "ensemble"
+    if train_model is None:
+        train_model = not ensemble and bool(np.any(seeds >= 0))
+    if train_model and ensemble:
+        raise ValueError("the ensemble verifier is applied as it is and cannot be trained "
+                         "on labels; to fine-tune on them use arch='paper' (or 'context'),"
+                         " or verify without training")
+    # The network's input decides what a sample is (1 or 4 channels).
+    sample_cls = ContextSamples if getattr(model, "in_channels", 1) == 4 \
         else CandidateSamples
     samples = sample_cls(data, mask, clump_ids=ids, rms=rms, seed=sample_seed)
     # Checked before training: a bad rule must not cost a training run.
@@ -319,6 +336,18 @@ def verify(
                         uncertain_band=uncertain_band, train_result=result,
                         init=_init_name(init), n_seeds=_seed_counts(seeds),
                         rms=float(samples.rms), rms_source=rms_source)
+
+
+def resolve_arch(arch: str | None, init: Any, train_model: bool | None) -> str:
+    """The network :func:`verify` uses: ``arch`` if given; else the ensemble verifier
+    for the shipped models applied as they are, the paper's network otherwise."""
+    if arch is not None:
+        if arch not in ARCH_NAMES:
+            raise ValueError(f"arch must be one of {ARCH_NAMES}, not {arch!r}")
+        return arch
+    if isinstance(init, str) and init == "default" and train_model is not True:
+        return "ensemble"
+    return "paper"
 
 
 def _label_codes(ids: np.ndarray, labels: Mapping[int, int] | np.ndarray | None

@@ -10,7 +10,12 @@ import warnings
 from dataclasses import dataclass, fields
 from typing import Any
 
-__all__ = ["DEFAULT_LR", "TrainConfig"]
+__all__ = ["ARCH_NAMES", "DEFAULT_LR", "TrainConfig"]
+
+#: Networks ``verify(arch=...)`` accepts; the first is the default verifier
+#: (:mod:`~glue_ssclump.core.ensemble`).  Here, not there, so the CLI can list them
+#: without importing torch.
+ARCH_NAMES = ("ensemble", "paper", "context")
 
 #: Learning rate used when :attr:`TrainConfig.lr` is left at ``None``.
 DEFAULT_LR = {"sgd": 0.005, "adam": 1e-3}

@@ -56,6 +56,7 @@ import torch
 from .checkpoint import CheckpointError, load_checkpoint
 from .ckmeans import constrained_kmeans, select_confident
 from .device import resolve_device, tune_cpu_allocator
+from .ensemble import EnsembleNet
 from .inference import infer
 from .metrics import nmi
 from .network import build_model
@@ -278,9 +279,12 @@ def load_initial_model(init: str | Path = "default",
         caller's torch RNG); anything else: a checkpoint file.
     device : str or torch.device
         Where the model is placed ('auto', 'cpu', 'cuda').
-    arch : {'paper', 'context'}
-        Architecture of 'default' (:data:`DEFAULT_CHECKPOINT` or
-        :data:`DEFAULT_CONTEXT_CHECKPOINT`) and 'scratch'; a file brings its own.
+    arch : {'paper', 'context', 'ensemble'}
+        Architecture of 'default' (:data:`DEFAULT_CHECKPOINT`,
+        :data:`DEFAULT_CONTEXT_CHECKPOINT`, or both as an
+        :class:`~glue_ssclump.core.ensemble.EnsembleNet`) and 'scratch' ('paper' or
+        'context' only: the ensemble is made of pretrained networks); a file brings its
+        own.
 
     Returns
     -------
@@ -293,6 +297,13 @@ def load_initial_model(init: str | Path = "default",
         train-default``), or the file is missing or unusable.
     """
     dev = resolve_device(device)
+    if arch == "ensemble" and isinstance(init, str) and init in ("default", "scratch"):
+        if init == "scratch":
+            raise ValueError("the ensemble verifier is made of the two shipped pretrained "
+                             "networks and cannot start from scratch; use arch='paper' or "
+                             "'context' with init='scratch', or init='default'")
+        return EnsembleNet(load_initial_model("default", dev, "context"),
+                           load_initial_model("default", dev, "paper")).to(dev).eval()
     if isinstance(init, str) and init == "scratch":
         return build_model(arch).to(dev)
     if isinstance(init, str) and init == "default":

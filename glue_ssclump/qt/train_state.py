@@ -16,7 +16,7 @@ __all__ = ["TrainState", "pool_label"]
 _INIT_LABELS = {"default": "Shipped default model", "scratch": "From scratch (new weights)",
                 "checkpoint": "Checkpoint file"}
 _MODE_LABELS = {"train": "Train, then verify all candidates",
-                "verify": "Verify only (apply the model, no training)"}
+                "verify": "Verify only (no training; shipped default: the ensemble verifier)"}
 _DEVICE_LABELS = {"auto": "auto", "cpu": "cpu", "cuda": "cuda"}
 _THRESHOLD_LABELS = {"fixed": "Fixed p(clump)",
                      "clusters": "From the clusters",
