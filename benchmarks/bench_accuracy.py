@@ -60,7 +60,9 @@ least 10 per class; run r also seeds the training), scored on the other candidat
   (e1) with several ``--context-models``: their mean p, same rules,
   (e2) a logistic regression fitted on the seeds to logit(p) of (e0) and log peak SNR
       (also on 'benchmark'), p >= 0.5,
-  (e) (e0) fine-tuned by the paper's loop (``--ft-epochs`` x ``--ft-passes``), p >= 0.5.
+  (e) (e0) fine-tuned by the paper's loop (``--ft-epochs`` x ``--ft-passes``), p >= 0.5,
+  (f) the default verifier (``arch='ensemble'``: the shipped context and paper
+      networks, no training, p >= 0.5; also on 'benchmark').
 
 Usage::
 
@@ -88,6 +90,7 @@ from glue_ssclump.core.progress import Progress
 from glue_ssclump.core.synthetic import PRESETS, match_candidates
 from glue_ssclump.core.training import (
     DEFAULT_CHECKPOINT,
+    DEFAULT_CONTEXT_CHECKPOINT,
     TrainConfig,
     _recalibrate_batchnorm,
     balanced_cross_entropy,
@@ -96,6 +99,8 @@ from glue_ssclump.core.training import (
 )
 from glue_ssclump.core.verify import cluster_threshold, elbow_threshold, verdicts
 
+#: Row of the default verifier (docs/verifier.md).
+DEFAULT_ROW = "(f) default verifier: ensemble of context + paper networks, p>=0.5"
 #: Injected-SNR band around the truth cut (5) whose candidates are ambiguous.
 AMBIGUOUS = (4.0, 6.0)
 
@@ -172,6 +177,14 @@ def seed_logistic(p: np.ndarray, snr: np.ndarray, seeds: np.ndarray) -> np.ndarr
     return clf.fit(x[idx], seeds[idx]).predict_proba(x)[:, 1]
 
 
+def default_verifier_p(ctx_src) -> np.ndarray | None:
+    """(f): p of the default verifier (``arch='ensemble'``, the shipped context and paper
+    networks, no training) for context samples; None without the shipped files."""
+    if not (DEFAULT_CHECKPOINT.is_file() and DEFAULT_CONTEXT_CHECKPOINT.is_file()):
+        return None
+    return infer(load_initial_model("default", "cpu", arch="ensemble"), ctx_src)[0]
+
+
 def context_rows(add, probs: list[np.ndarray], seeds: np.ndarray, label: str = "",
                  seconds: float = 0.0, snr: np.ndarray | None = None) -> None:
     """(e0) the first context model's p: at 0.5, at the seeds' best-F1 cut and at their
@@ -240,11 +253,15 @@ def one_run(r: int, shape, epochs: int, passes: int, log, diffuse_peak: float | 
     cut = snr_threshold(snr, seeds)
     add("(c) peak-SNR cut on seeds", snr, cut)
 
+    t0 = time.perf_counter()
+    ctx_src = cs.samples(arch="context")
+    p_f = default_verifier_p(ctx_src)
+    if p_f is not None:
+        add(DEFAULT_ROW, p_f, seconds=time.perf_counter() - t0)
     if context_models:
         from glue_ssclump.core.checkpoint import load_checkpoint
 
         t0 = time.perf_counter()
-        ctx_src = cs.samples(arch="context")
         probs = [infer(load_checkpoint(path)[0], ctx_src)[0] for path in context_models]
         context_rows(add, probs, seeds, label, time.perf_counter() - t0, snr)
     if not paper:  # the untrained default model only: inference, no training
@@ -332,6 +349,9 @@ def morph_cube(preset: str, cube_seed: int, runs: int, epochs: int, passes: int,
         # the pretrained models see no seeds: their p is the same in every run
         ctx_probs = [infer(load_checkpoint(path)[0], ctx_src)[0] for path in context_models]
         ctx_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        p_f = default_verifier_p(ctx_src)
+        f_seconds = time.perf_counter() - t0
         for r in range(runs):
             seeds = pick_seeds(y, fraction=0.01, min_per_class=10, seed=r)
             test = seeds < 0
@@ -357,6 +377,8 @@ def morph_cube(preset: str, cube_seed: int, runs: int, epochs: int, passes: int,
                               model=load_initial_model("default", "cpu"))
                 add("(d) paper network, fine-tuned", infer(res_d.model, paper_src)[0],
                     seconds=time.perf_counter() - t0)
+            if p_f is not None:
+                add(DEFAULT_ROW, p_f, seconds=f_seconds)
             if context_models:
                 context_rows(add, ctx_probs, seeds, label, ctx_seconds, snr)
             if context_models and r < ft_runs:
@@ -412,7 +434,7 @@ def real_cube(epochs: int, log) -> dict[str, dict[str, int]]:
         seeds = cross_match_seeds(det.catalog)
         init = "default" if DEFAULT_CHECKPOINT.is_file() else "scratch"
         t0 = time.perf_counter()
-        v = verify(cube.data, det.mask, det.catalog, seeds,
+        v = verify(cube.data, det.mask, det.catalog, seeds, arch="paper",
                    config=TrainConfig(epochs=epochs), init=init, threshold="clusters")
         c = {"candidates": len(det.catalog), "seeds_clump": v.n_seeds["clump"],
              "seeds_not": v.n_seeds["not_clump"], "seconds": time.perf_counter() - t0}
@@ -436,9 +458,9 @@ def l1448_agreement(epochs: int, log) -> dict[str, dict[str, float]]:
 
     Every cross-matched candidate is a positive seed, so every candidate *not* used as a
     seed lacks a dendrogram counterpart: the cross-match calls it unconfirmed, and the
-    share of those the verifier rejects is its agreement with the cross-match.  Both
-    architectures: the paper's (fine-tuned ``epochs`` epochs, as ``make demo``) and the
-    shipped context model applied without training.
+    share of those the verifier rejects is its agreement with the cross-match.  The
+    paper's network (fine-tuned ``epochs`` epochs, as ``make demo``), the shipped context
+    model applied without training, and the default verifier (the ensemble).
     """
     from glue_ssclump.core.cube import read_cube
     from glue_ssclump.core.pipeline import cross_match_seeds, detect, verify
@@ -451,8 +473,10 @@ def l1448_agreement(epochs: int, log) -> dict[str, dict[str, float]]:
     free = ~np.isin(ids, list(seeds))
     matched = np.asarray(det.catalog["n_detectors"]) >= 2
     out = {}
-    for name, kw in (("paper, fine-tuned", {"config": TrainConfig(epochs=epochs)}),
-                     ("context, no training", {"arch": "context", "train_model": False})):
+    for name, kw in (("paper, fine-tuned", {"config": TrainConfig(epochs=epochs),
+                                            "arch": "paper"}),
+                     ("context, no training", {"arch": "context", "train_model": False}),
+                     ("ensemble (the default verifier)", {})):
         t0 = time.perf_counter()
         v = verify(cube.data, det.mask, det.catalog, seeds, **kw)
         clump = np.asarray(v.catalog["verdict"]) == "clump"
@@ -465,6 +489,39 @@ def l1448_agreement(epochs: int, log) -> dict[str, dict[str, float]]:
             f"(all without a dendrogram match); verdicts agreeing with the cross-match "
             f"{agree:.3f} (kept {int(clump[free].sum())}); rms {v.rms:.4g} K from "
             f"{v.rms_source}; {out[name]['seconds']:.0f} s")
+    return out
+
+
+def snr_summary(paths, log) -> dict[str, dict[str, float]]:
+    """Rows of several SNR-truth result files (the same runs, in the same order) against
+    the preset's ceiling: per run the best truth-tuned F1 of any row, then the mean."""
+    merged: list[dict] = []
+    for path in paths:
+        runs = json.loads(Path(path).read_text())["runs"]
+        merged = merged or [{} for _ in runs]
+        if len(runs) != len(merged):
+            raise SystemExit(f"{path} has {len(runs)} runs, not {len(merged)}")
+        for into, run in zip(merged, runs, strict=True):
+            for name, m in run.items():
+                if name in into and abs(into[name]["F1"] - m["F1"]) > 1e-9:
+                    raise SystemExit(f"{path}: row {name!r} differs from an earlier file: "
+                                     "not the same cubes and seeds")
+                into[name] = m
+    ceiling = np.array([max(m["F1_best_t"] for m in run.values()) for run in merged])
+    log(f"ceiling (per run the best F1 best-t of any row): {ceiling.mean():.3f} "
+        f"({ceiling.min():.3f}-{ceiling.max():.3f}) over {len(merged)} runs")
+    log("| method | runs | F1 | own F1 best-t | gap to the ceiling (mean, largest run) |")
+    log("|---|---|---|---|---|")
+    out = {}
+    for name in dict.fromkeys(k for run in merged for k in run):
+        pos = [k for k, run in enumerate(merged) if name in run]
+        f = np.array([merged[k][name]["F1"] for k in pos])
+        own = np.array([merged[k][name]["F1_best_t"] for k in pos])
+        gap = ceiling[pos] - f
+        out[name] = {"F1": float(f.mean()), "gap": float(gap.mean()),
+                     "gap_max": float(gap.max()), "ceiling": float(ceiling[pos].mean())}
+        log(f"| {name} | {len(pos)} | {f.mean():.3f} ({f.min():.3f}-{f.max():.3f}) | "
+            f"{own.mean():.3f} | {gap.mean():.3f} ({gap.max():.3f}) |")
     return out
 
 
@@ -511,6 +568,10 @@ def main() -> None:
                     help="morph presets: only merge these JSON results (e.g. the baselines "
                          "and the context runs, made by separate processes on the same "
                          "cubes and seeds) and print the table")
+    ap.add_argument("--snr-summary", nargs="+", type=Path, default=(),
+                    help="SNR-truth presets: merge these JSON results (same cubes and "
+                         "seeds, run by run) and print each row's F1 and its gap to the "
+                         "preset's ceiling (per run the best 'F1 best-t' of any row)")
     ap.add_argument("--l1448-agreement", action="store_true",
                     help="only the L1448 demo's agreement with the dendrogram cross-match")
     args = ap.parse_args()
@@ -518,6 +579,9 @@ def main() -> None:
         res = l1448_agreement(3, print)
         if args.json:
             Path(args.json).write_text(json.dumps(res, indent=1))
+        return
+    if args.snr_summary:
+        snr_summary(args.snr_summary, print)
         return
     if args.summarise:
         merged: dict[tuple, dict] = {}

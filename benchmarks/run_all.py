@@ -28,6 +28,12 @@ BENCHMARKS = [
     ("viewer", "bench_viewer.py", [], ["--steps", "30"]),
     ("dialog", "bench_dialog.py", [], ["--repeat", "1"]),
     ("accuracy", "bench_accuracy.py", [], ["--runs", "1", "--skip-real"]),
+    # the default verifier on the morphology truth (inference only: --paper-runs 0)
+    ("accuracy_morph", "bench_accuracy.py",
+     ["--preset", "morph_hard", "--paper-runs", "0", "--ft-runs", "0"],
+     ["--preset", "morph_hard", "--paper-runs", "0", "--ft-runs", "0", "--cubes", "1",
+      "--runs", "1"]),
+    ("ensemble_grid", "bench_ensemble_grid.py", [], []),
     ("galaxy", "bench_galaxy.py", [], ["--quick", "--json", "/tmp/galaxy_quick.json"]),
     ("survey", "bench_survey.py", [], ["--quick", "--out-name", "survey_quick_runall"]),
     ("gui_latency", "bench_gui_latency.py", [], ["--runs", "2", "--epochs", "1"]),
