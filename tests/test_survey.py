@@ -305,6 +305,27 @@ def test_failing_tile_retried_then_listed_while_others_finish(client, tmp_path):
 
 
 # -- verification on the workers -------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["ensemble", "corrupt"])
+def test_unusable_models_are_refused_before_any_cluster(kind, cubes, tmp_path):
+    """An ensemble checkpoint (what `ssclump verify` saves by default) or a broken file
+    is named with the fix before a cluster starts."""
+    from glue_ssclump.core.survey import SurveyInputError
+
+    path = tmp_path / "model.pt"
+    if kind == "ensemble":
+        from glue_ssclump.core.checkpoint import save_checkpoint
+        from glue_ssclump.core.ensemble import EnsembleNet
+
+        save_checkpoint(path, EnsembleNet())
+        match = "arch='ensemble' checkpoint.*--arch paper"
+    else:
+        path.write_bytes(b"not a checkpoint")
+        match = "not a readable PyTorch file"
+    with pytest.raises(SurveyInputError, match=match):
+        run_survey([cubes["a"]], "clumpfind", tmp_path / "out", verify=path,
+                   scheduler="tcp://127.0.0.1:1")
+
+
 def test_verify_tiled_equals_untiled_model_loaded_once_per_worker(client, cubes, tmp_path):
     path = os.fspath(cubes["b"])
     kw = dict(verify=DEFAULT_MODEL, halo=HALO, client=client, device="cpu")

@@ -264,11 +264,30 @@ def _check_settings(settings: SurveySettings) -> None:
     if settings.verify and not os.path.isfile(settings.verify):
         raise SurveyInputError(f"model {settings.verify}: no such file; give a checkpoint "
                                "written by `ssclump verify` / `ssclump train-default`")
+    if settings.verify:
+        _check_survey_model(settings.verify)
     if min(settings.tile) < 8:
         raise SurveyInputError(f"tile {settings.tile} is too small; use at least 8,8 "
                                "(typically 256,256)")
     if settings.halo < 0:
         raise SurveyInputError(f"halo {settings.halo} must be >= 0 pixels")
+
+
+def _check_survey_model(path: str) -> None:
+    """Before any cluster starts: the file is a readable checkpoint of the paper's
+    network, the one the tiles' one-channel samples fit."""
+    from ..checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        arch = load_checkpoint(path)[1].get("arch", "paper")
+    except CheckpointError as exc:
+        raise SurveyInputError(f"model {path}: {exc}") from exc
+    if arch != "paper":
+        raise SurveyInputError(
+            f"model {path} is an arch={arch!r} checkpoint, but the survey scores the "
+            "paper's one-channel samples; give a paper-network checkpoint (the shipped "
+            "glue_ssclump/data/ss3dclump_default.pt, or one from `ssclump verify --arch "
+            "paper`)")
 
 
 def _inspect(client, paths: list[str], out: Path, rms: float | None, need_lag1: bool,
