@@ -245,11 +245,14 @@ def run_verify(
 
 
 def _verify_summary(result) -> str:
+    from .core.ensemble import verifier_name
+
     c = result.counts()
     seeds = result.n_seeds
     trained = (f"trained {result.train_result.completed_epochs} epochs on "
                f"{seeds['clump']} clump / {seeds['not_clump']} not-clump seeds"
                if result.train_result is not None else f"model '{result.init}' applied")
+    trained += f" ({verifier_name(result.model)})"
     source = {"option": "given with --rms", "catalogue": "from the catalogue's meta",
               "estimate": "estimated from the cube"}.get(result.rms_source, result.rms_source)
     return (f"{trained}; threshold {result.threshold:.3f}\n"

@@ -64,6 +64,28 @@ def test_verify_only_keeps_stored_labels(detected, l1448_path):
     assert not [p for p in detected.iterdir() if p.name.startswith(".")]  # no temp files
 
 
+def test_verify_defaults_to_the_ensemble_and_keeps_labels(detected, l1448_path, tmp_path,
+                                                          capsys):
+    import shutil
+
+    from glue_ssclump.core.checkpoint import load_checkpoint
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("catalog.fits", "mask.fits"):
+        shutil.copy(detected / name, run / name)
+    ids = np.asarray(read_catalog(run / "catalog.fits")["clump_id"])
+    write_labels_csv(run / "labels.csv", {int(ids[0]): 1, int(ids[1]): 0})
+    assert main(["verify", str(run), "--cube", str(l1448_path), "--labels",
+                 str(run / "labels.csv"), "--device", "cpu", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "ensemble verifier" in out and "trained" not in out
+    new = read_catalog(run / "catalog.fits")
+    assert list(new["label"][:2]) == [1, 0] and set(new["label"][2:]) == {-1}
+    assert load_checkpoint(run / "model.pt")[1]["arch"] == "ensemble"
+    assert not (run / "training_log.csv").exists()
+
+
 @pytest.mark.parametrize("argv, match", [
     (["synth", "x", "--preset", "nope"], "unknown preset"),
     (["verify", ".", "--cube", "c.fits", "--threshold", "abc"], "not a number, 'clusters' or 'elbow'"),

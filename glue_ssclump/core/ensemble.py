@@ -28,7 +28,7 @@ from torch import nn
 
 from .network import INPUT_SIZE, SSClumpNet
 
-__all__ = ["BIAS", "ENSEMBLE_ARCH_VERSION", "PAPER_WEIGHT", "EnsembleNet"]
+__all__ = ["BIAS", "ENSEMBLE_ARCH_VERSION", "PAPER_WEIGHT", "EnsembleNet", "verifier_name"]
 
 #: Identifies the ensemble in checkpoints.
 ENSEMBLE_ARCH_VERSION = "ss3dclump-ensemble-1"
@@ -96,3 +96,14 @@ class EnsembleNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, 2)``; softmax class 1 is the ensemble's p(clump)."""
         return self.features_and_logits(x)[1]
+
+
+#: How the CLI and the dialog name each network to the user.
+_NAMES = {"ensemble": "the ensemble verifier: context + paper networks",
+          "paper": "the paper's network", "context": "the context network"}
+
+
+def verifier_name(model: nn.Module) -> str:
+    """What scored the candidates, in words (status lines, CLI summaries)."""
+    arch = getattr(model, "arch", "paper")
+    return _NAMES.get(arch, f"arch {arch!r}")

@@ -6,6 +6,7 @@ in one of its labels, so the wording can be read and tested in one place.
 
 from __future__ import annotations
 
+from ..core.ensemble import verifier_name
 from ..core.jobs import TrainOutcome
 from ..core.seeds import SeedPlan
 
@@ -110,7 +111,8 @@ def succeeded_text(outcome: TrainOutcome) -> str:
     v = outcome.verification
     counts = v.counts()
     what = "Trained and verified" if outcome.job.train else "Verified"
-    return (f"{what} {len(v.catalog)} candidates in {outcome.seconds:.0f} s: "
+    return (f"{what} {len(v.catalog)} candidates ({verifier_name(v.model)}) in "
+            f"{outcome.seconds:.0f} s: "
             f"{counts['clump']} clump, {counts['rejected']} rejected, "
             f"{counts['uncertain']} uncertain (threshold {v.threshold:.2f} ± "
             f"{v.uncertain_band:.2f}; sample background rms {v.rms:.3g} K, "
