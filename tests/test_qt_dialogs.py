@@ -669,6 +669,7 @@ def test_verify_only_applies_a_checkpoint(qapp, glue_app, first_run, tmp_path):
     assert verdict.tolist() == expected.tolist()
     assert "Verified" in dialog.ui.label_status.text()
     assert str(checkpoint) in dialog.ui.label_saved.text()
+    assert "(the paper's network)" in dialog.ui.label_saved.text()  # what scored them
 
     # Verify only from new weights is refused with a message.
     st.init = "scratch"

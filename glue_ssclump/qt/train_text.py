@@ -111,8 +111,7 @@ def succeeded_text(outcome: TrainOutcome) -> str:
     v = outcome.verification
     counts = v.counts()
     what = "Trained and verified" if outcome.job.train else "Verified"
-    return (f"{what} {len(v.catalog)} candidates ({verifier_name(v.model)}) in "
-            f"{outcome.seconds:.0f} s: "
+    return (f"{what} {len(v.catalog)} candidates in {outcome.seconds:.0f} s: "
             f"{counts['clump']} clump, {counts['rejected']} rejected, "
             f"{counts['uncertain']} uncertain (threshold {v.threshold:.2f} ± "
             f"{v.uncertain_band:.2f}; sample background rms {v.rms:.3g} K, "
@@ -131,11 +130,12 @@ def saved_text(outcome: TrainOutcome) -> str:
     str
         Empty when a training run saved nothing.
     """
+    name = verifier_name(outcome.verification.model)
     if "model" in outcome.paths:
         return (f"Saved {escape_html(str(outcome.paths['model']))} (with training_log.csv "
-                "and training.png)")
+                f"and training.png); {escape_html(name)}")
     if not outcome.job.train:
-        return f"Model applied: {outcome.job.init}"
+        return f"Model applied: {escape_html(str(outcome.job.init))} ({escape_html(name)})"
     return ""
 
 
