@@ -118,7 +118,7 @@ def main() -> None:
     args = ap.parse_args()
     t0 = time.perf_counter()
     data = candidate_runs(args.context_model, args.paper_model, print)
-    weights = np.round(np.arange(0.10, 0.401, 0.05), 3)
+    weights = np.round(np.arange(0.10, 0.601, 0.05), 3)
     biases = np.round(np.arange(-2.5, -0.499, 0.125), 3)
     f, target = grid(data, weights, biases)
     margin = (f - target).min(axis=-1)

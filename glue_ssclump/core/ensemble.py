@@ -33,9 +33,9 @@ __all__ = ["BIAS", "ENSEMBLE_ARCH_VERSION", "PAPER_WEIGHT", "EnsembleNet", "veri
 #: Identifies the ensemble in checkpoints.
 ENSEMBLE_ARCH_VERSION = "ss3dclump-ensemble-1"
 #: Weight of the paper network's logit (chosen on the tuning cubes).
-PAPER_WEIGHT = 0.25
+PAPER_WEIGHT = 0.35
 #: Added to the summed logit (chosen on the tuning cubes).
-BIAS = -1.625
+BIAS = -1.25
 
 
 class EnsembleNet(nn.Module):
