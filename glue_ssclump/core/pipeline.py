@@ -2,9 +2,9 @@
 
 :func:`detect` (cube -> mask -> catalogue, optionally cross-matched with a second
 detector) and :func:`verify` (candidates + manual labels -> the ensemble verifier, or
-SS-3D-Clump fine-tuned on the labels -> ``p_clump`` / ``verdict`` / ``label`` columns) each take one
-:class:`~glue_ssclump.core.progress.Progress`, so a front end shows one bar and can
-cancel at any batch.  Nothing here writes files; :func:`save_verification` does.
+SS-3D-Clump fine-tuned on the labels -> ``p_clump`` / ``verdict`` / ``label``
+columns) each take one :class:`~glue_ssclump.core.progress.Progress`, so a front end
+shows one bar and can cancel at any batch.  Nothing here writes files; :func:`save_verification` does.
 """
 
 from __future__ import annotations
