@@ -255,11 +255,16 @@ def _verify_summary(result) -> str:
     trained += f" ({verifier_name(result.model)})"
     source = {"option": "given with --rms", "catalogue": "from the catalogue's meta",
               "estimate": "estimated from the cube"}.get(result.rms_source, result.rms_source)
+    unused = ""
+    if result.train_result is None and getattr(result.model, "arch", "") == "ensemble" \
+            and sum(seeds.values()) > 0:
+        unused = ("\n  the labels are kept in the catalogue; the ensemble verifier is not "
+                  "trained on them (to fine-tune on them: --arch paper)")
     return (f"{trained}; threshold {result.threshold:.3f}\n"
             f"  sample background rms {result.rms:.4g} K ({source}; the verdicts depend on "
             f"it)\n"
             f"  kept {c['clump']} clumps, rejected {c['rejected']}, uncertain "
-            f"{c['uncertain']} (of {sum(c.values())} candidates)")
+            f"{c['uncertain']} (of {sum(c.values())} candidates)" + unused)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:

@@ -79,7 +79,8 @@ def test_verify_defaults_to_the_ensemble_and_keeps_labels(detected, l1448_path, 
     assert main(["verify", str(run), "--cube", str(l1448_path), "--labels",
                  str(run / "labels.csv"), "--device", "cpu", "--quiet"]) == 0
     out = capsys.readouterr().out
-    assert "ensemble verifier" in out and "trained" not in out
+    assert "ensemble verifier" in out and "epochs on" not in out
+    assert "not trained on them (to fine-tune on them: --arch paper)" in out
     new = read_catalog(run / "catalog.fits")
     assert list(new["label"][:2]) == [1, 0] and set(new["label"][2:]) == {-1}
     assert load_checkpoint(run / "model.pt")[1]["arch"] == "ensemble"
