@@ -73,6 +73,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import time
 from dataclasses import replace
@@ -177,12 +178,17 @@ def seed_logistic(p: np.ndarray, snr: np.ndarray, seeds: np.ndarray) -> np.ndarr
     return clf.fit(x[idx], seeds[idx]).predict_proba(x)[:, 1]
 
 
+@functools.cache
+def _default_verifier() -> torch.nn.Module:
+    return load_initial_model("default", "cpu", arch="ensemble")
+
+
 def default_verifier_p(ctx_src) -> np.ndarray | None:
     """(f): p of the default verifier (``arch='ensemble'``, the shipped context and paper
     networks, no training) for context samples; None without the shipped files."""
     if not (DEFAULT_CHECKPOINT.is_file() and DEFAULT_CONTEXT_CHECKPOINT.is_file()):
         return None
-    return infer(load_initial_model("default", "cpu", arch="ensemble"), ctx_src)[0]
+    return infer(_default_verifier(), ctx_src)[0]
 
 
 def context_rows(add, probs: list[np.ndarray], seeds: np.ndarray, label: str = "",

@@ -95,17 +95,6 @@ def _array_batches(array: np.ndarray, batch_size: int
         yield np.arange(start, stop), array[start:stop]
 
 
-def features_and_logits(model: nn.Module, x: torch.Tensor
-                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """256-d features and logits of ``model`` for ``x`` in one pass (a network's
-    ``features`` then ``head``; an ensemble combines its members itself)."""
-    both = getattr(model, "features_and_logits", None)
-    if both is not None:
-        return both(x)
-    f = model.features(x)
-    return f, model.head(f)
-
-
 def infer(
     model: SSClumpNet,
     source_or_array: np.ndarray | torch.Tensor | SampleSourceLike,
@@ -201,7 +190,7 @@ def infer(
         with torch.inference_mode():
             for index, batch in batches:
                 x = prepare_input(batch, dev, channels_last)
-                f, logits = features_and_logits(model, x)
+                f, logits = model.features_and_logits(x)
                 p = torch.softmax(logits, dim=1)[:, 1]
                 index = np.asarray(index)
                 feats[index] = f.float().cpu().numpy()

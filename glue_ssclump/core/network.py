@@ -224,6 +224,12 @@ class SSClumpNet(nn.Module):
         """Classifier head: features ``(N, 256)`` -> logits ``(N, 2)``."""
         return self.fc_out(F.relu(self.fc3(f)))
 
+    def features_and_logits(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The 256-d features and the logits ``(N, 2)`` in one pass (what :func:`infer`
+        asks of every model, the ensemble verifier's included)."""
+        f = self.features(x)
+        return f, self.head(f)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits ``(N, 2)`` for samples ``(N, 1, 30, 30, 30)``; class 1 = clump."""
         return self.head(self.features(x))

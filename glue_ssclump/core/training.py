@@ -297,15 +297,15 @@ def load_initial_model(init: str | Path = "default",
         train-default``), or the file is missing or unusable.
     """
     dev = resolve_device(device)
-    if arch == "ensemble" and isinstance(init, str) and init in ("default", "scratch"):
-        if init == "scratch":
+    if isinstance(init, str) and init == "scratch":
+        if arch == "ensemble":
             raise ValueError("the ensemble verifier is made of the two shipped pretrained "
                              "networks and cannot start from scratch; use arch='paper' or "
                              "'context' with init='scratch', or init='default'")
+        return build_model(arch).to(dev)
+    if isinstance(init, str) and init == "default" and arch == "ensemble":
         return EnsembleNet(load_initial_model("default", dev, "context"),
                            load_initial_model("default", dev, "paper")).to(dev).eval()
-    if isinstance(init, str) and init == "scratch":
-        return build_model(arch).to(dev)
     if isinstance(init, str) and init == "default":
         path = DEFAULT_CONTEXT_CHECKPOINT if arch == "context" else DEFAULT_CHECKPOINT
         if not path.is_file():

@@ -41,6 +41,7 @@ KEY = "clump_id"
 #: Component of the cube dataset holding the intensities.
 CUBE_COMPONENT = "intensity"
 
+
 def meta_key(name: str) -> str:
     """The ``Data.meta`` key under which glue-ssclump keeps ``name`` (a catalogue's table
     meta ``name`` among them)."""

@@ -194,8 +194,7 @@ def synth_galaxy(rng: np.random.Generator | int, size: int = 200,
     structure = None
     if srng is not None and (host == "structured" or srng.random() < MIXED_STRUCTURED_P):
         structure = host_structure(srng, disc, x0, y0, r_eff, 1.0 - ellip, theta, fwhm)
-        host_r = float(((structure.base + structure.arms + structure.bar)
-                        * structure.dust(1)).sum() + bulge.sum())
+        host_r = float(structure.light(1).sum() + bulge.sum())
     else:
         host_r = disc.sum() + bulge.sum()
 
@@ -248,8 +247,7 @@ def synth_galaxy(rng: np.random.Generator | int, size: int = 200,
         if structure is None:
             light = disc * fd[k] + bulge * fb[k]
         else:
-            light = bulge * fb[k] + structure.dust(k) * (
-                structure.base * fd[k] + structure.arms * fa[k] + structure.bar * fb[k])
+            light = bulge * fb[k] + structure.light(k, fd[k], fa[k], fb[k])
         points = np.zeros(shape)
         for (x, y), flux, col, ext in zip(clump_xy + star_xy, np.r_[clump_flux, star_flux],
                                           clump_col + star_col, extent, strict=True):

@@ -74,6 +74,12 @@ class HostStructure:
         """Transmission of the lanes in band 0, 1, 2 (g, r, i)."""
         return np.exp(-DUST_RATIOS[band] * self.tau_r)
 
+    def light(self, band: int, disc: float = 1.0, arm: float = 1.0, bar: float = 1.0
+              ) -> np.ndarray:
+        """The structured disc's light in band 0, 1, 2 (g, r, i) before the PSF: disc,
+        arms and bar scaled by their colour factors, behind the lanes (defaults: r)."""
+        return self.dust(band) * (self.base * disc + self.arms * arm + self.bar * bar)
+
 
 def disc_coordinates(shape: tuple[int, int], x0: float, y0: float, q: float, theta: float
                      ) -> tuple[np.ndarray, np.ndarray]:
